@@ -1,0 +1,83 @@
+"""The configured backends of one server, built from config; adapters are imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import anyio.abc
+
+from agentdeck.backends.base import Backend, Capability
+from agentdeck.errors import ConfigError, InvalidArgument
+
+__all__ = ["Backend", "Capability", "Deck"]
+
+# kind -> "module:Class"; a remote adapter's class takes (name, settings, identity=...).
+ADAPTERS = {
+    "agh": "agentdeck.backends.agh:AghBackend",
+    "oz": "agentdeck.backends.oz:OzBackend",
+    "archastro": "agentdeck.backends.archastro:ArchAstroBackend",
+    "azure_foundry": "agentdeck.backends.azure_foundry:AzureFoundryBackend",
+    "agent_os": "agentdeck.backends.agent_os:AgentOsBackend",
+}
+
+
+class Deck:
+    """The backends by configured name, with the default one and the caller's identity."""
+
+    def __init__(self, backends: dict[str, Backend], default: str, identity: str, run_id: str | None = None) -> None:
+        self.backends = backends
+        self.default = default
+        self.identity = identity
+        self.run_id = run_id
+        self._started = False
+
+    @classmethod
+    def from_config(cls, config: Any) -> Deck:
+        backends: dict[str, Backend] = {}
+        for name, settings in config.backends.items():
+            backends[name] = _build(name, settings, config)
+        return cls(backends, config.default, config.resolved_identity, config.run_id)
+
+    def any_has(self, capability: Capability) -> bool:
+        return any(capability in b.capabilities for b in self.backends.values())
+
+    def pick(self, name: str | None) -> Backend:
+        backend = self.backends.get(name or self.default)
+        if backend is None:
+            raise InvalidArgument(f"No backend '{name}'; configured backends: {', '.join(self.backends)}.")
+        return backend
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        for backend in self.backends.values():
+            await backend.start(task_group)
+
+    async def aclose(self) -> None:
+        for backend in self.backends.values():
+            await backend.aclose()
+
+
+def _build(name: str, settings: Any, config: Any) -> Backend:
+    if settings.kind == "local":
+        from agentdeck.backends.local.backend import LocalBackend
+
+        data_dir: Path = config.resolved_data_dir
+        return LocalBackend(
+            name,
+            settings,
+            identity=config.resolved_identity,
+            data_dir=data_dir,
+            caller_run_id=config.run_id,
+            config_path=getattr(config, "source_path", None),
+        )
+    target = ADAPTERS.get(settings.kind)
+    if target is None:
+        raise ConfigError(f"backends.{name}.kind: unknown kind {settings.kind!r}")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"backends.{name}: the {settings.kind} adapter is not available in this build ({exc.name})") from None
+    adapter: type[Backend] = getattr(module, class_name)
+    return adapter(name, settings, identity=config.resolved_identity)  # type: ignore[call-arg]

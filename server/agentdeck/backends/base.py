@@ -1,0 +1,230 @@
+"""The Backend interface every platform adapter implements, and its capability flags.
+
+A backend declares the capabilities it really has; the server registers a tool only when some
+configured backend has the tool's capability, and a call to a backend that lacks it answers
+`unsupported`. Methods a backend does not override raise `Unsupported`.
+
+Backends never import `mcp`: progress reaches them as a plain async callback.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from agentdeck.errors import Unsupported
+from agentdeck.models import (
+    AgentList,
+    ChannelList,
+    ChannelMessage,
+    ClaimResult,
+    FileContent,
+    Lease,
+    MessageBatch,
+    RoutineList,
+    Run,
+    RunEventPage,
+    RunPage,
+    SessionFileList,
+    Task,
+)
+
+__all__ = ["Backend", "Capability", "Progress", "poll_until_done"]
+
+Progress = Callable[[float, str], Awaitable[None]]
+"""Called with a monotonically increasing count and a short message while a call waits."""
+
+
+class Capability(str, enum.Enum):
+    AGENTS = "agents"  # list_agents, spawn_agent
+    RUNS = "runs"  # list_runs, get_run, wait_for_run
+    RUN_CANCEL = "run_cancel"
+    RUN_FOLLOWUP = "run_followup"
+    RUN_EVENTS = "run_events"
+    CHANNELS = "channels"
+    TASKS = "tasks"  # claim, heartbeat, complete, fail, release
+    TASK_CREATE = "task_create"
+    ROUTINES = "routines"
+    FILES = "files"  # list and download session files
+    FILE_WRITE = "file_write"  # upload and delete session files
+    SESSION_DELETE = "session_delete"
+    CONTEXT = "context"
+
+
+class Backend:
+    """Base class of every adapter. `name` is the configured name, `kind` the platform."""
+
+    kind: str = ""
+    capabilities: frozenset[Capability] = frozenset()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Open connections and start background work; called once when the server starts."""
+
+    async def aclose(self) -> None:
+        """Release connections and processes; called once when the server stops."""
+
+    def _unsupported(self, what: str) -> Unsupported:
+        return Unsupported(f"Backend '{self.name}' ({self.kind}) cannot {what}; see agentdeck://context for what it supports.")
+
+    # agents
+    async def list_agents(self) -> AgentList:
+        raise self._unsupported("list agents")
+
+    async def spawn_agent(
+        self,
+        agent: str,
+        prompt: str,
+        *,
+        name: str | None = None,
+        workspace: str | None = None,
+        ttl_seconds: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        raise self._unsupported("spawn agents")
+
+    # runs
+    async def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        agent: str | None = None,
+        parent_run_id: str | None = None,
+        created_after: datetime | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> RunPage:
+        raise self._unsupported("list runs")
+
+    async def get_run(self, run_id: str) -> Run:
+        raise self._unsupported("read runs")
+
+    async def cancel_run(self, run_id: str) -> Run:
+        raise self._unsupported("cancel runs")
+
+    async def send_followup(self, run_id: str, message: str) -> Run:
+        raise self._unsupported("send follow-ups")
+
+    async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
+        """Return the run once it ends, or as it stands when `timeout` seconds have passed."""
+        return await poll_until_done(self, run_id, timeout, progress)
+
+    async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
+        raise self._unsupported("read run events")
+
+    # channels
+    async def list_channels(self) -> ChannelList:
+        raise self._unsupported("use channels")
+
+    async def send_channel_message(
+        self,
+        channel: str,
+        body: str,
+        *,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ChannelMessage:
+        raise self._unsupported("use channels")
+
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20) -> MessageBatch:
+        raise self._unsupported("use channels")
+
+    async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:
+        """The channel's latest messages, oldest first, without moving anyone's cursor."""
+        raise self._unsupported("read channel history")
+
+    # tasks
+    async def create_task(
+        self,
+        title: str,
+        *,
+        payload: Any = None,
+        queue: str | None = None,
+        priority: int = 0,
+        max_attempts: int = 3,
+        idempotency_key: str | None = None,
+    ) -> Task:
+        raise self._unsupported("create tasks")
+
+    async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
+        raise self._unsupported("claim tasks")
+
+    async def heartbeat_task(self, run_id: str, claim_token: str | None = None) -> Lease:
+        raise self._unsupported("heartbeat tasks")
+
+    async def complete_task(self, run_id: str, claim_token: str | None = None, result: Any = None) -> Task:
+        raise self._unsupported("complete tasks")
+
+    async def fail_task(self, run_id: str, claim_token: str | None, error: str, retryable: bool = True) -> Task:
+        raise self._unsupported("fail tasks")
+
+    async def release_task(self, run_id: str, claim_token: str | None = None, reason: str | None = None) -> Task:
+        raise self._unsupported("release tasks")
+
+    # routines
+    async def list_routines(self) -> RoutineList:
+        raise self._unsupported("list routines")
+
+    async def invoke_routine(
+        self,
+        routine: str,
+        *,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+        session_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Run:
+        raise self._unsupported("invoke routines")
+
+    async def list_routine_runs(
+        self, routine: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> RunPage:
+        raise self._unsupported("list routine runs")
+
+    # session files
+    async def list_session_files(self, run_id: str, path: str = "") -> SessionFileList:
+        raise self._unsupported("list session files")
+
+    async def download_session_file(self, run_id: str, path: str, max_bytes: int) -> FileContent:
+        raise self._unsupported("download session files")
+
+    async def upload_session_file(self, run_id: str, path: str, content: bytes) -> SessionFileList:
+        raise self._unsupported("upload session files")
+
+    async def delete_session_file(self, run_id: str, path: str, recursive: bool = False) -> SessionFileList:
+        raise self._unsupported("delete session files")
+
+    async def delete_session(self, run_id: str) -> Run:
+        raise self._unsupported("delete sessions")
+
+    # context
+    async def context(self) -> dict[str, Any]:
+        """Platform-side facts about the caller (identity, soul, coordinator); empty when none."""
+        return {}
+
+
+async def poll_until_done(backend: Backend, run_id: str, timeout: float, progress: Progress) -> Run:
+    """Poll get_run with capped backoff until the run ends or `timeout` passes."""
+    delay, step = 0.5, 0
+    with anyio.move_on_after(timeout):
+        while True:
+            run = await backend.get_run(run_id)
+            step += 1
+            if run.done:
+                return run
+            await progress(step, f"run {run_id} is {run.state}")
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+    return await backend.get_run(run_id)
+

@@ -1,0 +1,1 @@
+"""The embedded local platform: SQLite state, subprocess agents, channels, queues, routines."""

@@ -1,0 +1,606 @@
+"""The local backend: the embedded platform behind the Backend interface.
+
+Runs are subprocesses watched by a supervisor process each (supervisor.py); channels, task
+queues and idempotency keys live in the SQLite store (store.py); waits wake up across
+processes through wakeups.py. Store calls are blocking, so they run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+
+from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.local.notify import wake_dir
+from agentdeck.backends.local.store import LeaseError, Store, UnknownClaim, new_id
+from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.config import LocalConfig
+from agentdeck.errors import Conflict, InvalidArgument, LeaseLost, NotFound
+from agentdeck.models import (
+    Agent,
+    AgentList,
+    Channel,
+    ChannelList,
+    ChannelMessage,
+    ClaimResult,
+    Lease,
+    MessageBatch,
+    Routine,
+    RoutineList,
+    Run,
+    RunError,
+    RunEvent,
+    RunEventPage,
+    RunPage,
+    Task,
+)
+
+__all__ = ["LocalBackend"]
+
+T = TypeVar("T")
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_QUEUE = _CHANNEL
+_NEVER_STARTED_SECONDS = 60.0
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_BYTES = 256 * 1024
+MAX_PROMPT_BYTES = 256 * 1024
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _json_size(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> None:
+    if value is not None and len(json.dumps(value)) > limit:
+        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; store big data elsewhere and pass a reference")
+
+
+def _text_size(value: str, what: str, limit: int) -> None:
+    if len(value.encode()) > limit:
+        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; shorten it or pass a reference to a file")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind == "seq":
+            return int(value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
+
+
+class LocalBackend(Backend):
+    kind = "local"
+    capabilities = frozenset(
+        {
+            Capability.AGENTS,
+            Capability.RUNS,
+            Capability.RUN_CANCEL,
+            Capability.RUN_FOLLOWUP,
+            Capability.RUN_EVENTS,
+            Capability.CHANNELS,
+            Capability.TASKS,
+            Capability.TASK_CREATE,
+            Capability.ROUTINES,
+            Capability.CONTEXT,
+        }
+    )
+
+    def __init__(self, name: str, config: LocalConfig, *, identity: str, data_dir: Path, caller_run_id: str | None = None, config_path: str | None = None) -> None:
+        super().__init__(name)
+        self.config = config
+        self.identity = identity
+        self.caller_run_id = caller_run_id
+        self.data_dir = data_dir
+        self._config_path = config_path
+        self.workspace_root = (config.workspace_root or data_dir / "workspaces").resolve()
+        self.store = Store(data_dir / "agentdeck.db")
+        self.wakeups = Wakeups(wake_dir(data_dir))
+        self._limiter = anyio.CapacityLimiter(1)
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self.wakeups.open()
+
+    async def aclose(self) -> None:
+        self.wakeups.close()
+        self.store.close()
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+
+    # agents and runs --------------------------------------------------------------------
+
+    async def list_agents(self) -> AgentList:
+        return AgentList(agents=[Agent(name=n, backend=self.name, description=a.description) for n, a in self.config.agents.items()])
+
+    async def spawn_agent(
+        self,
+        agent: str,
+        prompt: str,
+        *,
+        name: str | None = None,
+        workspace: str | None = None,
+        ttl_seconds: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        return await self._start_run(
+            agent,
+            prompt,
+            name=name,
+            workspace=workspace,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+            parent_run_id=parent_run_id or self.caller_run_id,
+            scope=f"spawn:{self.identity}",
+            key=idempotency_key,
+        )
+
+    async def _start_run(self, agent: str, prompt: str, *, scope: str, key: str | None, parent_run_id: str | None = None, **fields: Any) -> Run:
+        spec = self.config.agents.get(agent)
+        if spec is None:
+            names = ", ".join(sorted(self.config.agents)) or "none"
+            raise NotFound(f"No agent '{agent}' on backend '{self.name}'. Configured agents: {names}. Call list_agents.")
+        _text_size(prompt, "prompt", MAX_PROMPT_BYTES)
+        _json_size(fields.get("metadata"), "metadata", 16 * 1024)
+        depth = 0
+        if parent_run_id:
+            parent = await self._db(self.store.get_run, parent_run_id)
+            if parent is None:
+                raise NotFound(f"No parent run '{parent_run_id}'; pass a run id from list_runs, or omit parent_run_id.")
+            depth = parent["depth"] + 1
+            if depth > self.config.max_depth:
+                raise Conflict(f"Spawn budget: runs may nest at most {self.config.max_depth} deep; finish this work without spawning.")
+            if await self._db(self.store.count_children, parent_run_id) >= self.config.max_children:
+                raise Conflict(f"Spawn budget: run {parent_run_id} already has {self.config.max_children} children; wait for them instead.")
+        cwd = self._workspace(fields.pop("workspace", None))
+        ttl = fields.pop("ttl_seconds", None) or spec.ttl_seconds
+        run_id = new_id("run")
+        row = {
+            "id": run_id,
+            "agent": agent,
+            "prompt": prompt,
+            "name": fields.get("name"),
+            "created_at": time.time(),
+            "parent_run_id": parent_run_id,
+            "depth": depth,
+            "thread_id": fields.get("thread_id") or run_id,
+            "followup_of": fields.get("followup_of"),
+            "routine": fields.get("routine"),
+            "created_by": self.identity,
+            "workspace": str(cwd),
+            "ttl_seconds": ttl,
+            "metadata": fields.get("metadata"),
+        }
+        stored, created = await self._db(self.store.create_run, row, scope, key)
+        if created:
+            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl)
+            self.wakeups.publish("runs")
+        return self._run(stored)
+
+    def _workspace(self, workspace: str | None) -> Path:
+        root = self.workspace_root
+        target = (root / workspace).resolve() if workspace else root
+        if target != root and root not in target.parents:
+            raise InvalidArgument(f"workspace must stay inside {root}; pass a relative path without '..' or links out of it")
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _launch(self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int) -> None:
+        values = {"{prompt}": run["prompt"], "{run_id}": run["id"], "{workspace}": str(cwd)}
+        argv = [functools.reduce(lambda s, kv: s.replace(*kv), values.items(), part) for part in command]
+        env = {k: os.environ[k] for k in inherit if k in os.environ}
+        env.update(extra_env)
+        env.update(
+            AGENTDECK_RUN_ID=run["id"],
+            AGENTDECK_IDENTITY=run["id"],
+            AGENTDECK_DATA_DIR=str(self.data_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        if self._config_path:
+            env["AGENTDECK_CONFIG"] = self._config_path
+        spec = {
+            "db": str(self.store.path),
+            "data_dir": str(self.data_dir),
+            "run_id": run["id"],
+            "argv": argv,
+            "cwd": str(cwd),
+            "env": env,
+            "ttl_seconds": ttl,
+            "grace_seconds": self.config.cancel_grace_seconds,
+            "max_output_bytes": self.config.max_output_bytes,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        # Reap it when it ends so it does not linger as a zombie of this process.
+        threading.Thread(target=proc.wait, daemon=True).start()
+
+    async def _get(self, run_id: str) -> dict[str, Any]:
+        row = await self._db(self.store.get_run, run_id)
+        if row is None:
+            raise NotFound(f"No run '{run_id}' on backend '{self.name}'; list_runs shows the runs that exist.")
+        return await self._reap(row)
+
+    async def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A run whose supervisor is gone will never finish by itself: record that it failed."""
+        if row["state"] not in ("queued", "running"):
+            return row
+        if row["supervisor_pid"]:
+            if _pid_alive(row["supervisor_pid"]):
+                return row
+            code, message = "supervisor_lost", "the process watching this run died (killed or machine restarted); its outcome is unknown"
+        elif time.time() - row["created_at"] > _NEVER_STARTED_SECONDS:
+            code, message = "never_started", "the run was recorded but its process never started"
+        else:
+            return row
+        if await self._db(self.store.finish_run, row["id"], "failed", time.time(), error_code=code, error_message=message):
+            self.wakeups.publish(f"run:{row['id']}", "runs")
+        return await self._db(self.store.get_run, row["id"]) or row
+
+    def _run(self, row: dict[str, Any]) -> Run:
+        error = RunError(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
+        return Run(
+            id=row["id"],
+            backend=self.name,
+            agent=row["agent"],
+            state=row["state"],
+            platform_state=row["state"],
+            name=row["name"],
+            created_at=_ts(row["created_at"]),
+            started_at=_ts(row["started_at"]),
+            ended_at=_ts(row["ended_at"]),
+            parent_run_id=row["parent_run_id"],
+            thread_id=row["thread_id"],
+            followup_of=row["followup_of"],
+            routine=row["routine"],
+            created_by=row["created_by"],
+            exit_code=row["exit_code"],
+            error=error,
+            latest_seq=row["last_seq"],
+            metadata=_loads(row["metadata"]) or {},
+        )
+
+    async def get_run(self, run_id: str) -> Run:
+        return self._run(await self._get(run_id))
+
+    async def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        agent: str | None = None,
+        parent_run_id: str | None = None,
+        created_after: datetime | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        routine: str | None = None,
+    ) -> RunPage:
+        filters = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
+        if created_after is not None:
+            filters["created_after"] = created_after.timestamp() if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc).timestamp()
+        before = _uncursor(cursor) if cursor else None
+        rows = await self._db(self.store.list_runs, filters, limit + 1, before)
+        page = [await self._reap(r) for r in rows[:limit]]
+        next_cursor = _cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+        return RunPage(runs=[self._run(r) for r in page], next_cursor=next_cursor)
+
+    async def cancel_run(self, run_id: str) -> Run:
+        row = await self._get(run_id)
+        if row["state"] in ("succeeded", "failed", "cancelled"):
+            raise Conflict(f"Run {run_id} already ended ({row['state']}); there is nothing to cancel.")
+        await self._db(self.store.request_cancel, run_id)
+        if row["supervisor_pid"] and _pid_alive(row["supervisor_pid"]):
+            try:
+                os.kill(row["supervisor_pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        elif await self._db(self.store.finish_run, run_id, "cancelled", time.time()):
+            self.wakeups.publish(f"run:{run_id}", "runs")
+        return await self._wait(run_id, self.config.cancel_grace_seconds + 5.0, None)
+
+    async def send_followup(self, run_id: str, message: str) -> Run:
+        row = await self._get(run_id)
+        return await self._start_run(
+            row["agent"],
+            message,
+            parent_run_id=row["parent_run_id"],
+            thread_id=row["thread_id"],
+            followup_of=run_id,
+            workspace=os.path.relpath(row["workspace"], self.workspace_root) if row["workspace"] else None,
+            scope=f"followup:{self.identity}",
+            key=None,
+        )
+
+    async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
+        return await self._wait(run_id, timeout, progress)
+
+    async def _wait(self, run_id: str, timeout: float, progress: Progress | None) -> Run:
+        deadline = time.monotonic() + timeout
+        topic, reported, step = f"run:{run_id}", None, 0
+        while True:
+            event = self.wakeups.register(topic)
+            try:
+                run = self._run(await self._get(run_id))
+                remaining = deadline - time.monotonic()
+                if run.done or remaining <= 0:
+                    return run
+                if progress is not None and (run.state, run.latest_seq) != reported:
+                    reported, step = (run.state, run.latest_seq), step + 1
+                    await progress(step, f"run {run_id} is {run.state}; {run.latest_seq or 0} output lines so far")
+                await self.wakeups.wait(event, remaining)
+            finally:
+                self.wakeups.unregister(topic, event)
+
+    async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
+        row = await self._get(run_id)
+        rows = await self._db(self.store.run_events, run_id, after_seq or 0, limit)
+        events = [RunEvent(seq=r["seq"], at=_ts(r["at"]), kind=r["kind"], text=r["text"]) for r in rows]  # type: ignore[arg-type]
+        last = events[-1].seq if events else (after_seq or 0)
+        more = last < row["last_seq"] or row["state"] not in ("succeeded", "failed", "cancelled")
+        return RunEventPage(run_id=run_id, backend=self.name, events=events, next_after_seq=last if more else None, run_state=row["state"])
+
+    # routines ---------------------------------------------------------------------------
+
+    async def list_routines(self) -> RoutineList:
+        return RoutineList(
+            routines=[Routine(name=n, backend=self.name, agent=r.agent, description=r.description) for n, r in self.config.routines.items()]
+        )
+
+    def _routine(self, routine: str) -> Any:
+        spec = self.config.routines.get(routine)
+        if spec is None:
+            names = ", ".join(sorted(self.config.routines)) or "none"
+            raise NotFound(f"No routine '{routine}' on backend '{self.name}'. Defined routines: {names}. Call list_routines.")
+        return spec
+
+    async def invoke_routine(
+        self,
+        routine: str,
+        *,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+        session_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Run:
+        spec = self._routine(routine)
+        return await self._start_run(
+            spec.agent,
+            spec.prompt.replace("{message}", message or ""),
+            routine=routine,
+            metadata=metadata,
+            thread_id=f"{routine}:{session_key}" if session_key else None,
+            parent_run_id=self.caller_run_id,
+            scope=f"routine:{routine}",
+            key=idempotency_key,
+        )
+
+    async def list_routine_runs(self, routine: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None) -> RunPage:
+        self._routine(routine)
+        return await self.list_runs(state=status, routine=routine, limit=limit, cursor=cursor)
+
+    # channels ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _channel_name(channel: str) -> str:
+        name = channel.strip().removeprefix("#")
+        if not _CHANNEL.match(name):
+            raise InvalidArgument("channel must be 1-64 letters, digits, '_', '.' or '-' (for example 'general'); list_channels shows existing ones")
+        return name
+
+    def _message(self, row: dict[str, Any]) -> ChannelMessage:
+        return ChannelMessage(
+            id=str(row["id"]),
+            channel=row["channel"],
+            backend=self.name,
+            sender=row["sender"],
+            body=row["body"],
+            kind=row["kind"],
+            correlation_id=row["correlation_id"],
+            reply_to=None if row["reply_to"] is None else str(row["reply_to"]),
+            sent_at=_ts(row["sent_at"]),  # type: ignore[arg-type]
+        )
+
+    async def list_channels(self) -> ChannelList:
+        rows = await self._db(self.store.list_channels)
+        return ChannelList(
+            channels=[Channel(name=r["name"], backend=self.name, message_count=r["message_count"], last_message_at=_ts(r["last_message_at"])) for r in rows]
+        )
+
+    async def send_channel_message(
+        self,
+        channel: str,
+        body: str,
+        *,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ChannelMessage:
+        name = self._channel_name(channel)
+        _text_size(body, "body", MAX_BODY_BYTES)
+        reply_id = None
+        if reply_to is not None:
+            original = await self._db(self.store.get_message, int(reply_to)) if reply_to.isdigit() else None
+            if original is None or original["channel"] != name:
+                raise NotFound(f"No message '{reply_to}' on #{name} to reply to; use an id from receive_channel_messages.")
+            reply_id = original["id"]
+        message = {
+            "channel": name,
+            "sender": self.identity,
+            "body": body,
+            "kind": kind or "message",
+            "correlation_id": correlation_id,
+            "reply_to": reply_id,
+            "sent_at": time.time(),
+        }
+        row = await self._db(self.store.append_message, message, f"send:{self.identity}", idempotency_key)
+        self.wakeups.publish(f"channel:{name}")
+        return self._message(row)
+
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20) -> MessageBatch:
+        name = self._channel_name(channel)
+        deadline = time.monotonic() + wait_seconds
+        topic = f"channel:{name}"
+        while True:
+            event = self.wakeups.register(topic)
+            try:
+                rows, more = await self._db(self.store.read_messages, name, self.identity, limit)
+                remaining = deadline - time.monotonic()
+                if rows or remaining <= 0:
+                    return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows], more=more)
+                await self.wakeups.wait(event, remaining)
+            finally:
+                self.wakeups.unregister(topic, event)
+
+    async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:
+        name = self._channel_name(channel)
+        rows = await self._db(self.store.latest_messages, name, limit)
+        return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows])
+
+    # tasks ------------------------------------------------------------------------------
+
+    def _task(self, row: dict[str, Any]) -> Task:
+        return Task(
+            id=row["id"],
+            backend=self.name,
+            queue=row["queue"],
+            title=row["title"],
+            state=row["state"],
+            priority=row["priority"],
+            payload=_loads(row["payload"]),
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            created_at=_ts(row["created_at"]),
+            result=_loads(row["result"]),
+            error=row["error"],
+        )
+
+    def _lease(self, row: dict[str, Any]) -> Lease:
+        return Lease(
+            run_id=row["lease_run_id"],
+            backend=self.name,
+            task=self._task(row),
+            claim_token=row["claim_token"],
+            lease_expires_at=_ts(row["lease_expires_at"]),
+            holder=row["holder"],
+        )
+
+    @staticmethod
+    def _queue(queue: str | None) -> str:
+        name = (queue or "default").strip()
+        if not _QUEUE.match(name):
+            raise InvalidArgument("queue must be 1-64 letters, digits, '_', '.' or '-'; omit it for the 'default' queue")
+        return name
+
+    async def create_task(
+        self, title: str, *, payload: Any = None, queue: str | None = None, priority: int = 0, max_attempts: int = 3, idempotency_key: str | None = None
+    ) -> Task:
+        if not title.strip():
+            raise InvalidArgument("title must not be empty; say in a few words what the task is")
+        _json_size(payload, "payload")
+        task = {
+            "id": new_id("task"),
+            "queue": self._queue(queue),
+            "title": title.strip(),
+            "payload": payload,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "created_at": time.time(),
+        }
+        row = await self._db(self.store.create_task, task, f"task:{self.identity}", idempotency_key)
+        self.wakeups.publish(f"queue:{task['queue']}")
+        return self._task(row)
+
+    async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
+        name = self._queue(queue)
+        row = await self._db(self.store.claim_next, name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
+        return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
+
+    async def _settle(self, op: Callable[..., dict[str, Any]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if not claim_token:
+            raise InvalidArgument("claim_token is required on the local backend; use the one claim_task returned with this run_id")
+        try:
+            return await self._db(op, run_id, claim_token, *args, **kwargs)
+        except UnknownClaim:
+            raise NotFound(f"No task claim has run id '{run_id}'; use the run_id that claim_task returned.") from None
+        except LeaseError as exc:
+            raise LeaseLost(f"Lease lost: {exc.reason}. Stop working on it and call claim_task for new work.") from None
+
+    async def heartbeat_task(self, run_id: str, claim_token: str | None = None, lease_seconds: int | None = None) -> Lease:
+        row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.config.lease_seconds, time.time())
+        return self._lease(row)
+
+    async def complete_task(self, run_id: str, claim_token: str | None = None, result: Any = None) -> Task:
+        _json_size(result, "result")
+        row = await self._settle(self.store.settle, run_id, claim_token, "completed", time.time(), result=result)
+        return self._task(row)
+
+    async def fail_task(self, run_id: str, claim_token: str | None, error: str, retryable: bool = True) -> Task:
+        _text_size(error, "error", MAX_BODY_BYTES)
+        row = await self._settle(self.store.settle, run_id, claim_token, "retry" if retryable else "failed", time.time(), error=error)
+        if row["state"] == "queued":
+            self.wakeups.publish(f"queue:{row['queue']}")
+        return self._task(row)
+
+    async def release_task(self, run_id: str, claim_token: str | None = None, reason: str | None = None) -> Task:
+        row = await self._settle(self.store.settle, run_id, claim_token, "released", time.time(), error=reason)
+        self.wakeups.publish(f"queue:{row['queue']}")
+        return self._task(row)
+
+    async def context(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "agents": sorted(self.config.agents),
+            "routines": sorted(self.config.routines),
+            "limits": {
+                "max_children": self.config.max_children,
+                "max_depth": self.config.max_depth,
+                "lease_seconds": self.config.lease_seconds,
+                "max_output_bytes": self.config.max_output_bytes,
+                "max_message_bytes": MAX_BODY_BYTES,
+            },
+        }

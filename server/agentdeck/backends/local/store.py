@@ -1,0 +1,435 @@
+"""The local platform's durable state: one SQLite file in WAL mode, shared by processes.
+
+Each public method is one transaction. What must have exactly one winner (claiming a task,
+advancing a reader's cursor, taking an idempotency key) happens inside `BEGIN IMMEDIATE`, so
+concurrent agentdeck processes on the same file serialize on it. Rows come back as plain
+dicts; the backend turns them into domain models. Stdlib only: the run supervisor imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LeaseError", "Store", "UnknownClaim", "new_id"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    agent TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    name TEXT,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    parent_run_id TEXT,
+    depth INTEGER NOT NULL DEFAULT 0,
+    thread_id TEXT,
+    followup_of TEXT,
+    routine TEXT,
+    created_by TEXT,
+    workspace TEXT,
+    ttl_seconds INTEGER,
+    metadata TEXT,
+    exit_code INTEGER,
+    error_code TEXT,
+    error_message TEXT,
+    supervisor_pid INTEGER,
+    child_pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    output_bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, seq);
+CREATE INDEX IF NOT EXISTS runs_by_agent ON runs (agent, seq);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id, seq);
+CREATE INDEX IF NOT EXISTS runs_by_routine ON runs (routine, seq);
+CREATE TABLE IF NOT EXISTS run_events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    last_message_at REAL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    body TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    correlation_id TEXT,
+    reply_to INTEGER,
+    sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, id);
+CREATE TABLE IF NOT EXISTS cursors (
+    channel TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (channel, identity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    title TEXT NOT NULL,
+    payload TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    lease_run_id TEXT,
+    claim_token TEXT,
+    holder TEXT,
+    lease_expires_at REAL,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (queue, state, lease_expires_at);
+CREATE TABLE IF NOT EXISTS task_attempts (
+    run_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+
+# Named queries: code refers to them by name.
+_Q = {
+    # the run columns a caller may filter list_runs on
+    "insert_run": "INSERT INTO runs (id, agent, prompt, name, state, created_at, parent_run_id, depth, thread_id,"
+    " followup_of, routine, created_by, workspace, ttl_seconds, metadata) VALUES (:id, :agent, :prompt, :name,"
+    " 'queued', :created_at, :parent_run_id, :depth, :thread_id, :followup_of, :routine, :created_by, :workspace,"
+    " :ttl_seconds, :metadata)",
+    "get_run": "SELECT * FROM runs WHERE id = ?",
+    "count_children": "SELECT COUNT(*) FROM runs WHERE parent_run_id = ?",
+    "run_started": "UPDATE runs SET state = 'running', started_at = ?, child_pid = ? WHERE id = ? AND state = 'queued'",
+    "run_supervisor": "UPDATE runs SET supervisor_pid = ? WHERE id = ?",
+    "run_finished": "UPDATE runs SET state = ?, ended_at = ?, exit_code = ?, error_code = ?, error_message = ?,"
+    " child_pid = NULL WHERE id = ? AND state IN ('queued', 'running', 'waiting')",
+    "run_cancel": "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
+    "run_events": "SELECT seq, at, kind, text FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    "insert_event": "INSERT INTO run_events (run_id, seq, at, kind, text) VALUES (?, ?, ?, ?, ?)",
+    "bump_events": "UPDATE runs SET last_seq = ?, output_bytes = output_bytes + ? WHERE id = ?",
+    "idem_get": "SELECT object_id FROM idempotency WHERE scope = ? AND key = ?",
+    "idem_put": "INSERT INTO idempotency (scope, key, object_id, created_at) VALUES (?, ?, ?, ?)",
+    "channels": "SELECT * FROM channels ORDER BY name",
+    "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (?, ?, 1, ?)"
+    " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at",
+    "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+    "get_message": "SELECT * FROM messages WHERE id = ?",
+    "cursor_get": "SELECT last_id FROM cursors WHERE channel = ? AND identity = ?",
+    "cursor_put": "INSERT INTO cursors (channel, identity, last_id) VALUES (?, ?, ?)"
+    " ON CONFLICT (channel, identity) DO UPDATE SET last_id = excluded.last_id",
+    "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    "unread": "SELECT * FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?",
+    "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+    "get_task": "SELECT * FROM tasks WHERE id = ?",
+    # expired leases on their last attempt fail; the others go back to the queue
+    "expire_final": "UPDATE tasks SET state = 'failed', error = 'lease expired on the last attempt', lease_run_id = NULL,"
+    " claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = :now WHERE queue = :queue"
+    " AND state = 'claimed' AND lease_expires_at < :now AND attempts >= max_attempts",
+    "expire_requeue": "UPDATE tasks SET state = 'queued', lease_run_id = NULL, claim_token = NULL, holder = NULL,"
+    " lease_expires_at = NULL, updated_at = :now WHERE queue = :queue AND state = 'claimed' AND lease_expires_at < :now",
+    "next_ready": "SELECT seq FROM tasks WHERE queue = ? AND state = 'queued' ORDER BY priority DESC, seq LIMIT 1",
+    "claim": "UPDATE tasks SET state = 'claimed', attempts = attempts + 1, lease_run_id = ?, claim_token = ?,"
+    " holder = ?, lease_expires_at = ?, updated_at = ? WHERE seq = ? RETURNING *",
+    "insert_attempt": "INSERT INTO task_attempts (run_id, task_id, attempt, holder, claimed_at) VALUES (?, ?, ?, ?, ?)",
+    "get_attempt": "SELECT * FROM task_attempts WHERE run_id = ?",
+    "end_attempt": "UPDATE task_attempts SET ended_at = ?, outcome = ? WHERE run_id = ? AND ended_at IS NULL",
+    "extend": "UPDATE tasks SET lease_expires_at = ?, updated_at = ? WHERE id = ? RETURNING *",
+    "settle": "UPDATE tasks SET state = ?, attempts = attempts - ?, result = ?, error = ?, lease_run_id = NULL,"
+    " claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? RETURNING *",
+}
+
+
+class LeaseError(Exception):
+    """The claim does not hold its task any more; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnknownClaim(Exception):
+    """No claim was ever made with that run id."""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+class Store:
+    """Synchronous access to the SQLite file; callers run it off the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        with self._tx():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _one(self, name: str, *args: Any) -> dict[str, Any] | None:
+        row = self._db.execute(_Q[name], args).fetchone()
+        return dict(row) if row else None
+
+    # idempotency ------------------------------------------------------------------------
+
+    def _remembered(self, scope: str, key: str | None) -> str | None:
+        if key is None:
+            return None
+        row = self._db.execute(_Q["idem_get"], (scope, key)).fetchone()
+        return row[0] if row else None
+
+    def _remember(self, scope: str, key: str | None, object_id: str, now: float) -> None:
+        if key is not None:
+            self._db.execute(_Q["idem_put"], (scope, key, object_id, now))
+
+    # runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: dict[str, Any], scope: str, key: str | None) -> tuple[dict[str, Any], bool]:
+        """Insert a queued run, or return the run an earlier call with the same key made."""
+        with self._tx():
+            existing = self._remembered(scope, key)
+            if existing is not None:
+                return self.get_run(existing) or {}, False
+            row = {**run, "metadata": _dumps(run.get("metadata"))}
+            self._db.execute(_Q["insert_run"], row)
+            self._remember(scope, key, run["id"], run["created_at"])
+        return self.get_run(run["id"]) or {}, True
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self._one("get_run", run_id)
+
+    def count_children(self, run_id: str) -> int:
+        return int(self._db.execute(_Q["count_children"], (run_id,)).fetchone()[0])
+
+    def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[dict[str, Any]]:
+        """Newest first, keyset-paged on seq so runs added meanwhile neither repeat nor vanish."""
+        where, args = [], []
+        for column in ("state", "agent", "parent_run_id", "routine"):
+            if filters.get(column) is not None:
+                where.append(f"{column} = ?")
+                args.append(filters[column])
+        if filters.get("created_after") is not None:
+            where.append("created_at > ?")
+            args.append(filters["created_after"])
+        if before_seq is not None:
+            where.append("seq < ?")
+            args.append(before_seq)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
+        return [dict(r) for r in self._db.execute(sql, (*args, limit))]
+
+    def set_supervisor(self, run_id: str, pid: int) -> None:
+        self._db.execute(_Q["run_supervisor"], (pid, run_id))
+
+    def mark_started(self, run_id: str, child_pid: int, now: float) -> None:
+        self._db.execute(_Q["run_started"], (now, child_pid, run_id))
+
+    def finish_run(
+        self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
+    ) -> bool:
+        """Record the end of a run; False when it had already ended."""
+        cur = self._db.execute(_Q["run_finished"], (state, now, exit_code, error_code, error_message, run_id))
+        return cur.rowcount == 1
+
+    def request_cancel(self, run_id: str) -> None:
+        self._db.execute(_Q["run_cancel"], (run_id,))
+
+    def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int:
+        """Append output lines as events; past `max_bytes` of output, one note then nothing. Returns last seq."""
+        if not events:
+            return 0
+        with self._tx():
+            run = self.get_run(run_id)
+            if run is None:
+                return 0
+            seq, used, now = run["last_seq"], run["output_bytes"], time.time()
+            added = 0
+            for kind, text in events:
+                if used + added >= max_bytes:
+                    break
+                if used + added + len(text) > max_bytes:
+                    text, kind = f"output capped at {max_bytes} bytes; later lines were dropped", "system"
+                seq += 1
+                added += max(len(text), 1)
+                self._db.execute(_Q["insert_event"], (run_id, seq, now, kind, text))
+            self._db.execute(_Q["bump_events"], (seq, added, run_id))
+        return int(seq)
+
+    def run_events(self, run_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(_Q["run_events"], (run_id, after_seq, limit))]
+
+    # channels ---------------------------------------------------------------------------
+
+    def list_channels(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(_Q["channels"])]
+
+    def get_message(self, message_id: int) -> dict[str, Any] | None:
+        return self._one("get_message", message_id)
+
+    def append_message(self, message: dict[str, Any], scope: str, key: str | None) -> dict[str, Any]:
+        with self._tx():
+            existing = self._remembered(scope, key)
+            if existing is not None:
+                return self.get_message(int(existing)) or {}
+            row = dict(
+                self._db.execute(
+                    _Q["insert_message"],
+                    (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
+                ).fetchone()
+            )
+            self._db.execute(_Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
+            self._remember(scope, key, str(row["id"]), message["sent_at"])
+        return row
+
+    def latest_messages(self, channel: str, limit: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(_Q["latest"], (channel, limit))]
+
+    def read_messages(self, channel: str, identity: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Messages after the reader's cursor, not its own; moves the cursor past what it returns."""
+        with self._tx():
+            row = self._db.execute(_Q["cursor_get"], (channel, identity)).fetchone()
+            cursor = row[0] if row else 0
+            found: list[dict[str, Any]] = []
+            more = False
+            while len(found) < limit:
+                batch = [dict(r) for r in self._db.execute(_Q["unread"], (channel, cursor, limit + 1))]
+                if not batch:
+                    break
+                for message in batch:
+                    if len(found) == limit:
+                        more = True
+                        break
+                    cursor = message["id"]
+                    if message["sender"] != identity:
+                        found.append(message)
+                if more or len(batch) <= limit:
+                    break
+            if row is None or cursor != row[0]:
+                self._db.execute(_Q["cursor_put"], (channel, identity, cursor))
+        return found, more
+
+    # tasks ------------------------------------------------------------------------------
+
+    def create_task(self, task: dict[str, Any], scope: str, key: str | None) -> dict[str, Any]:
+        with self._tx():
+            existing = self._remembered(scope, key)
+            if existing is not None:
+                return self.get_task(existing) or {}
+            now = task["created_at"]
+            self._db.execute(
+                _Q["insert_task"],
+                (task["id"], task["queue"], task["title"], _dumps(task["payload"]), task["priority"], task["max_attempts"], now, now),
+            )
+            self._remember(scope, key, task["id"], now)
+        return self.get_task(task["id"]) or {}
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        return self._one("get_task", task_id)
+
+    def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> dict[str, Any] | None:
+        """Give the best queued task to `holder`: one statement inside one write transaction, one winner."""
+        with self._tx():
+            self._db.execute(_Q["expire_final"], {"queue": queue, "now": now})
+            self._db.execute(_Q["expire_requeue"], {"queue": queue, "now": now})
+            row = self._db.execute(_Q["next_ready"], (queue,)).fetchone()
+            if row is None:
+                return None
+            run_id, token = new_id("trun"), secrets.token_urlsafe(18)
+            task = dict(self._db.execute(_Q["claim"], (run_id, token, holder, now + lease_seconds, now, row[0])).fetchone())
+            self._db.execute(_Q["insert_attempt"], (run_id, task["id"], task["attempts"], holder, now))
+        return task
+
+    def _held(self, run_id: str, token: str, now: float) -> dict[str, Any]:
+        attempt = self._one("get_attempt", run_id)
+        if attempt is None:
+            raise UnknownClaim(run_id)
+        task = self.get_task(attempt["task_id"]) or {}
+        if task.get("lease_run_id") != run_id or task.get("state") != "claimed":
+            raise LeaseError("the task was released, finished, or claimed again by someone else")
+        if not secrets.compare_digest(task.get("claim_token") or "", token):
+            raise LeaseError("the claim token does not match this claim")
+        if task["lease_expires_at"] < now:
+            raise LeaseError("the lease expired before this call; the task is back in the queue")
+        return task
+
+    def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> dict[str, Any]:
+        with self._tx():
+            task = self._held(run_id, token, now)
+            return dict(self._db.execute(_Q["extend"], (now + lease_seconds, now, task["id"])).fetchone())
+
+    def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> dict[str, Any]:
+        """End a claim: outcome is completed, failed (retry decided here) or released."""
+        with self._tx():
+            task = self._held(run_id, token, now)
+            refund = 0
+            if outcome == "completed":
+                state = "completed"
+            elif outcome == "released":
+                state, refund = "queued", 1
+            elif outcome == "retry" and task["attempts"] < task["max_attempts"]:
+                state = "queued"
+            else:
+                state = "failed"
+            row = self._db.execute(_Q["settle"], (state, refund, _dumps(result), error, now, task["id"])).fetchone()
+            self._db.execute(_Q["end_attempt"], (now, outcome, run_id))
+        return dict(row)
+

@@ -1,0 +1,107 @@
+"""The listening side of local wake-ups: one socket per process, many in-process waiters.
+
+The socket is read by a daemon thread, not a task, because the server may run several
+sessions (each with its own lifespan) at once and any of them may end first; the thread hands
+each wake-up to the waiter's event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+from agentdeck.backends.local.notify import notify
+
+__all__ = ["Wakeups"]
+
+_FALLBACK_POLL_SECONDS = 1.0
+_Waiter = tuple[anyio.Event, anyio.lowlevel.EventLoopToken]
+
+
+class Wakeups:
+    """Waiters register for a topic, check the store, then `wait`; `publish` wakes all processes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._path: str | None = None
+
+    def open(self) -> None:
+        """Bind this process's socket and start reading it; safe to call more than once."""
+        if self._sock is not None or not hasattr(socket, "AF_UNIX"):
+            return
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(self._path)
+        self._sock = sock
+        threading.Thread(target=self._listen, args=(sock,), name="agentdeck-wakeups", daemon=True).start()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._path:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
+            self._path = None
+
+    def _listen(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return  # closed
+            for topic in data.decode(errors="replace").splitlines():
+                self._wake(topic)
+
+    def register(self, topic: str) -> anyio.Event:
+        event = anyio.Event()
+        with self._lock:
+            self._waiters[topic].add((event, anyio.lowlevel.current_token()))
+        return event
+
+    def unregister(self, topic: str, event: anyio.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(topic)
+            if waiters is None:
+                return
+            for waiter in [w for w in waiters if w[0] is event]:
+                waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[topic]
+
+    async def wait(self, event: anyio.Event, timeout: float) -> None:
+        """Wait until woken, `timeout` passes, or the slow fallback poll is due."""
+        with anyio.move_on_after(min(timeout, _FALLBACK_POLL_SECONDS)):
+            await event.wait()
+
+    def publish(self, *topics: str) -> None:
+        """Wake waiters here at once and in every other process sharing the data dir."""
+        for topic in topics:
+            with self._lock:
+                waiters = self._waiters.pop(topic, set())
+            for event, _ in waiters:
+                event.set()
+        notify(self.directory, *topics)
+
+    def _wake(self, topic: str) -> None:
+        with self._lock:
+            waiters = self._waiters.pop(topic, set())
+        for event, token in waiters:
+            try:
+                anyio.from_thread.run_sync(event.set, token=token)
+            except RuntimeError:
+                pass  # that event loop has ended

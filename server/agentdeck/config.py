@@ -1,0 +1,319 @@
+"""Settings: one TOML file, overridden by AGENTDECK_* environment variables. Read only here.
+
+The file is AGENTDECK_CONFIG, else `<user config dir>/agentdeck/config.toml`; with no file the
+embedded local backend runs with the built-in `echo` agent and `greet` routine. Secrets (API
+keys, tokens) are never written in the file: it names the environment variable that holds
+each one, or a secrets file, and the value is read here into a SecretStr.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from agentdeck.errors import ConfigError
+
+__all__ = [
+    "AgentConfig",
+    "AghConfig",
+    "AgentOsConfig",
+    "ArchAstroConfig",
+    "AzureFoundryConfig",
+    "BackendConfig",
+    "Config",
+    "HttpConfig",
+    "LocalConfig",
+    "OzConfig",
+    "RoutineConfig",
+    "default_config_path",
+    "default_data_dir",
+    "load_config",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentConfig(_Settings):
+    """An agent the local platform may start. `{prompt}` in the command is replaced by the prompt."""
+
+    command: list[str] = Field(min_length=1)
+    description: str = ""
+    env: dict[str, str] = Field(default_factory=dict)
+    inherit_env: list[str] = Field(
+        default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "SYSTEMROOT"],
+        description="variables of agentdeck's own environment the agent sees; secrets are not passed unless listed",
+    )
+    ttl_seconds: int = Field(default=3600, gt=0)
+
+
+class RoutineConfig(_Settings):
+    """A saved spawn template: `{message}` in the prompt is replaced by the invocation's message."""
+
+    agent: str
+    prompt: str = "{message}"
+    description: str = ""
+
+
+def _builtin_agents() -> dict[str, AgentConfig]:
+    echo = [sys.executable, "-m", "agentdeck.backends.local.echo", "{prompt}"]
+    return {"echo": AgentConfig(command=echo, description="Built-in demo agent: prints its prompt back line by line.")}
+
+
+def _builtin_routines() -> dict[str, RoutineConfig]:
+    greet = RoutineConfig(agent="echo", prompt="Hello from the greet routine!\n{message}", description="Demo routine: echoes a greeting and your message.")
+    return {"greet": greet}
+
+
+class LocalConfig(_Settings):
+    kind: Literal["local"] = "local"
+    agents: dict[str, AgentConfig] = Field(default_factory=_builtin_agents)
+    routines: dict[str, RoutineConfig] = Field(default_factory=_builtin_routines)
+    store: str | None = Field(default=None, description="database URL; default the SQLite file in the data dir")
+    workspace_root: Path | None = Field(default=None, description="spawned agents' workspaces must lie under it")
+    max_children: int = Field(default=8, ge=0, description="runs one run may spawn")
+    max_depth: int = Field(default=3, ge=0, description="how deep spawned runs may nest")
+    lease_seconds: int = Field(default=300, gt=0, description="default task lease")
+    max_output_bytes: int = Field(default=1_000_000, gt=0, description="output kept per run")
+    cancel_grace_seconds: float = Field(default=3.0, ge=0)
+
+    @field_validator("agents", "routines")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(_NAME, name):
+                raise ValueError(f"name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
+        return value
+
+
+class _Remote(_Settings):
+    timeout_seconds: float = Field(default=30.0, gt=0, description="read timeout of one platform call")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, description="retries of safe calls")
+
+
+class AghConfig(_Remote):
+    kind: Literal["agh"]
+    socket: str | None = Field(default=None, description="daemon Unix socket; default $AGH_HOME/daemon.sock")
+    base_url: str | None = Field(default=None, description="TCP base URL instead of the socket, e.g. http://localhost:2123")
+    session_id: str | None = Field(default=None, description="default $AGH_SESSION_ID")
+    agent: str | None = Field(default=None, description="default $AGH_AGENT")
+    workspace_id: str | None = Field(default=None, description="default $AGH_WORKSPACE_ID")
+    spawn_ttl_seconds: int = Field(default=3600, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class _Keyed(_Remote):
+    api_key_env: str
+    secrets_file: Path | None = Field(default=None, description="TOML file of NAME = value; read when the env var is unset")
+    api_key: SecretStr | None = Field(default=None, exclude=True, description="resolved at load; never in the file")
+
+
+class OzConfig(_Keyed):
+    kind: Literal["oz"]
+    base_url: str = "https://app.warp.dev/api/v1"
+    api_key_env: str = "WARP_API_KEY"
+
+
+class ArchAstroConfig(_Keyed):
+    kind: Literal["archastro"]
+    base_url: str = "https://platform.archastro.ai"
+    api_key_env: str = "ARCHASTRO_API_KEY"
+
+
+class AzureFoundryConfig(_Keyed):
+    kind: Literal["azure_foundry"]
+    endpoint: str = Field(description="project endpoint, https://<resource>.services.ai.azure.com/api/projects/<project>")
+    api_version: str = "v1"
+    api_key_env: str = Field(default="AZURE_FOUNDRY_TOKEN", description="static bearer token; else azure-identity")
+    user_isolation_key: str | None = None
+
+
+class AgentOsConfig(_Keyed):
+    kind: Literal["agent_os"]
+    base_url: str
+    api_key_env: str = "AGENT_OS_API_KEY"
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers, e.g. tenant or workspace")
+
+
+BackendConfig = Annotated[
+    LocalConfig | AghConfig | OzConfig | ArchAstroConfig | AzureFoundryConfig | AgentOsConfig,
+    Field(discriminator="kind"),
+]
+
+
+class HttpConfig(_Settings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    path: str = "/mcp"
+    auth_tokens_env: str = Field(default="AGENTDECK_HTTP_TOKENS", description="comma-separated bearer tokens")
+    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    tokens: list[SecretStr] = Field(default_factory=list, exclude=True)
+
+
+class Config(_Settings):
+    default: str = "local"
+    backends: dict[str, BackendConfig] = Field(default_factory=lambda: {"local": LocalConfig()})
+    identity: str | None = Field(default=None, description="who this caller is on channels and task claims")
+    run_id: str | None = Field(default=None, description="set for agents spawned by agentdeck")
+    data_dir: Path | None = None
+    toolsets: list[str] | None = None
+    tools: list[str] | None = None
+    exclude_tools: list[str] = Field(default_factory=list)
+    read_only: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+    @property
+    def resolved_identity(self) -> str:
+        return self.identity or self.run_id or f"{_user()}@{socket.gethostname()}"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or default_data_dir()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container without passwd entry
+        return "user"
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(env.get("APPDATA", Path.home() / "AppData" / "Roaming"))
+    else:
+        base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "agentdeck" / "config.toml"
+
+
+def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "agentdeck"
+    if os.name == "nt":
+        return Path(env.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "agentdeck"
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "agentdeck"
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# AGENTDECK_* variable -> (top-level key, parser)
+_ENV_KEYS: dict[str, tuple[str, Any]] = {
+    "AGENTDECK_DEFAULT": ("default", str),
+    "AGENTDECK_IDENTITY": ("identity", str),
+    "AGENTDECK_RUN_ID": ("run_id", str),
+    "AGENTDECK_DATA_DIR": ("data_dir", str),
+    "AGENTDECK_TOOLSETS": ("toolsets", _split),
+    "AGENTDECK_TOOLS": ("tools", _split),
+    "AGENTDECK_EXCLUDE_TOOLS": ("exclude_tools", _split),
+    "AGENTDECK_READ_ONLY": ("read_only", _truthy),
+    "AGENTDECK_LOG_LEVEL": ("log_level", str.lower),
+    "AGENTDECK_LOG_FORMAT": ("log_format", str.lower),
+}
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read the file, apply AGENTDECK_* variables then `overrides` (command-line flags), validate.
+
+    Raises:
+        ConfigError: the file cannot be read or a key is invalid; the message names the key.
+    """
+    explicit = path or (Path(env["AGENTDECK_CONFIG"]) if env.get("AGENTDECK_CONFIG") else None)
+    file = explicit or default_config_path(env)
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"config file {file} does not exist (from {'--config' if path else 'AGENTDECK_CONFIG'})")
+    for var, (key, parse) in _ENV_KEYS.items():
+        if env.get(var):
+            raw[key] = parse(env[var])
+    http = dict(raw.get("http", {}))
+    for var, key, parse in (("AGENTDECK_HTTP_HOST", "host", str), ("AGENTDECK_HTTP_PORT", "port", int), ("AGENTDECK_HTTP_PATH", "path", str)):
+        if env.get(var):
+            http[key] = parse(env[var])
+    if http:
+        raw["http"] = http
+    if env.get("AGENTDECK_STORE"):
+        for section in raw.get("backends", {"local": {"kind": "local"}}).values():
+            if isinstance(section, dict) and section.get("kind") == "local":
+                section.setdefault("store", env["AGENTDECK_STORE"])
+        raw.setdefault("backends", {"local": {"kind": "local", "store": env["AGENTDECK_STORE"]}})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid configuration in {file if file.exists() else 'environment'}: {problems}") from None
+    _check(config)
+    _resolve_secrets(config, env)
+    return config
+
+
+def _check(config: Config) -> None:
+    if config.default not in config.backends:
+        raise ConfigError(f"default: backend {config.default!r} is not configured; choose one of {sorted(config.backends)}")
+    for name, backend in config.backends.items():
+        if not re.match(_NAME, name):
+            raise ConfigError(f"backends.{name}: names are letters, digits, '_', '.', '-'")
+        if isinstance(backend, LocalConfig):
+            for routine, spec in backend.routines.items():
+                if spec.agent not in backend.agents:
+                    raise ConfigError(f"backends.{name}.routines.{routine}.agent: no agent {spec.agent!r} in backends.{name}.agents")
+
+
+def _resolve_secrets(config: Config, env: Mapping[str, str]) -> None:
+    for backend in config.backends.values():
+        if isinstance(backend, _Keyed):
+            value = env.get(backend.api_key_env) or _from_secrets_file(backend.secrets_file, backend.api_key_env)
+            backend.api_key = SecretStr(value) if value else None
+        elif isinstance(backend, AghConfig):
+            backend.session_id = backend.session_id or env.get("AGH_SESSION_ID")
+            backend.agent = backend.agent or env.get("AGH_AGENT")
+            backend.workspace_id = backend.workspace_id or env.get("AGH_WORKSPACE_ID")
+            if not backend.socket and not backend.base_url:
+                home = Path(env.get("AGH_HOME") or Path.home() / ".agh")
+                backend.socket = str(home / "daemon.sock")
+    tokens = env.get(config.http.auth_tokens_env, "")
+    config.http.tokens = [SecretStr(t) for t in _split(tokens)]
+
+
+def _from_secrets_file(path: Path | None, name: str) -> str | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        value = tomllib.loads(path.read_text(encoding="utf-8")).get(name)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read secrets file {path}: {type(exc).__name__}") from None
+    return str(value) if value else None

@@ -1,0 +1,96 @@
+"""The Streamable HTTP face of the server: the MCP endpoint, /healthz, and who may call.
+
+Loopback by default. A non-loopback bind is refused unless bearer tokens are configured;
+tokens are compared in constant time. Host and Origin are checked against loopback names
+(plus configured ones) so a web page cannot reach a local server through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agentdeck import __version__
+from agentdeck.config import Config
+from agentdeck.errors import ConfigError
+
+__all__ = ["build_http_app", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _BearerAuth:
+    """Refuses MCP requests without one of the configured bearer tokens; /healthz stays open."""
+
+    def __init__(self, app: ASGIApp, tokens: list[str], open_paths: set[str]) -> None:
+        self.app = app
+        self.tokens = [t.encode() for t in tokens]
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        ok = scheme.lower() == b"bearer" and any(secrets.compare_digest(token.strip(), t) for t in self.tokens)
+        if not ok:
+            response = JSONResponse(
+                {"error": "unauthorized", "message": "send Authorization: Bearer <token> with a token from AGENTDECK_HTTP_TOKENS"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="agentdeck"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _security(config: Config, port: int) -> TransportSecuritySettings:
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    allowed_hosts = [f"{h}:{port}" for h in hosts] + hosts + config.http.allowed_hosts
+    allowed_origins = [f"http://{h}:{port}" for h in hosts] + config.http.allowed_origins
+    if not is_loopback(config.http.host):
+        allowed_hosts += [config.http.host, f"{config.http.host}:{port}"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
+
+
+def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> ASGIApp:
+    """The ASGI app for `agentdeck serve --http`.
+
+    Raises:
+        ConfigError: a non-loopback host with no bearer tokens configured.
+    """
+    tokens = [t.get_secret_value() for t in config.http.tokens]
+    if not is_loopback(config.http.host) and not tokens:
+        raise ConfigError(
+            f"refusing to serve on {config.http.host} without authentication: set {config.http.auth_tokens_env} "
+            "to one or more bearer tokens (comma-separated), or bind 127.0.0.1"
+        )
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app = server.streamable_http_app(
+        streamable_http_path=config.http.path,
+        stateless_http=stateless,
+        max_request_body_size=config.http.max_body_bytes,
+        transport_security=_security(config, config.http.port),
+        host=config.http.host,
+    )
+    if tokens:
+        return _BearerAuth(app, tokens, open_paths={"/healthz"})
+    return app
