@@ -13,7 +13,8 @@ from agentdeck.errors import ConfigError, InvalidArgument
 
 __all__ = ["Backend", "Capability", "Deck"]
 
-# kind -> "module:Class"; a remote adapter's class takes (name, settings, identity=...).
+# kind -> "module:Class"; a remote adapter's class takes (name, settings, *, identity, transport),
+# where transport is None (real network) or an httpx2 transport that tests bind to an emulator.
 ADAPTERS = {
     "agh": "agentdeck.backends.agh:AghBackend",
     "oz": "agentdeck.backends.oz:OzBackend",
@@ -34,10 +35,11 @@ class Deck:
         self._started = False
 
     @classmethod
-    def from_config(cls, config: Any) -> Deck:
+    def from_config(cls, config: Any, transports: dict[str, Any] | None = None) -> Deck:
+        """Build every configured backend; `transports` (tests) binds a remote one to an in-process app."""
         backends: dict[str, Backend] = {}
         for name, settings in config.backends.items():
-            backends[name] = _build(name, settings, config)
+            backends[name] = _build(name, settings, config, (transports or {}).get(name))
         return cls(backends, config.default, config.resolved_identity, config.run_id)
 
     def any_has(self, capability: Capability) -> bool:
@@ -58,7 +60,7 @@ class Deck:
             await backend.aclose()
 
 
-def _build(name: str, settings: Any, config: Any) -> Backend:
+def _build(name: str, settings: Any, config: Any, transport: Any) -> Backend:
     if settings.kind == "local":
         from agentdeck.backends.local.backend import LocalBackend
 
@@ -80,4 +82,4 @@ def _build(name: str, settings: Any, config: Any) -> Backend:
     except ModuleNotFoundError as exc:
         raise ConfigError(f"backends.{name}: the {settings.kind} adapter is not available in this build ({exc.name})") from None
     adapter: type[Backend] = getattr(module, class_name)
-    return adapter(name, settings, identity=config.resolved_identity)  # type: ignore[call-arg]
+    return adapter(name, settings, identity=config.resolved_identity, transport=transport)  # type: ignore[call-arg]

@@ -1,0 +1,270 @@
+"""The one HTTP core every remote adapter uses (httpx2, pooled connections).
+
+    client = PlatformClient("oz", base_url=..., headers={"Authorization": f"Bearer {key}"},
+                            secrets=[key], describe=problem_detail)
+    run = await client.json("GET", f"/agent/runs/{run_id}")
+
+It sets connect and read timeouts, retries what is safe to retry (reads, writes marked
+idempotent, and any request refused before the platform acted: connection refused, 429) with
+capped exponential backoff and jitter, honours Retry-After, and maps every failure to an
+`AgentdeckError` whose code says what happened and whether retrying can help. Secret values
+given in `secrets` are redacted from every message it builds. Adapters never see httpx2
+exceptions.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx2
+
+from agentdeck.errors import (
+    AgentdeckError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    RateLimited,
+    Timeout,
+    Unauthorized,
+    Unavailable,
+)
+
+__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUTS", "PlatformClient", "RetryPolicy", "ServerSentEvent", "Timeouts", "redact"]
+
+log = logging.getLogger("agentdeck.http")
+
+ServerSentEvent = httpx2.ServerSentEvent
+ErrorFactory = Callable[[str], AgentdeckError]
+Describe = Callable[[httpx2.Response], str]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection and for each read."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a call that is safe to repeat."""
+
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    max_retry_after: float = 30.0  # a longer Retry-After is reported, not slept through
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_RETRY = RetryPolicy()
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _default_describe(response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error_description", "title", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"]
+    return str(body)[:300]
+
+
+class PlatformClient:
+    """An async HTTP client for one platform: base URL, auth headers, timeouts, retries, errors."""
+
+    def __init__(
+        self,
+        platform: str,
+        *,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        uds: str | None = None,
+        describe: Describe = _default_describe,
+    ) -> None:
+        self.platform = platform
+        self.retry = retry
+        self._secrets = [s for s in secrets if s]
+        self._describe = describe
+        self._client = httpx2.AsyncClient(
+            base_url=base_url,
+            headers=dict(headers or {}),
+            timeout=httpx2.Timeout(timeouts.read, connect=timeouts.connect),
+            transport=transport or httpx2.AsyncHTTPTransport(uds=uds, retries=0),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"PlatformClient({self.platform!r}, base_url={str(self._client.base_url)!r}, headers=[secure])"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        errors: Mapping[int, ErrorFactory] | None = None,
+    ) -> httpx2.Response:
+        """Send one call, retrying when safe; returns a 2xx response or raises an AgentdeckError.
+
+        `idempotent` marks a write as safe to repeat (it carries an idempotency key, or the
+        platform documents it as idempotent); reads are always safe. `errors` maps a status to
+        the error to raise instead of the default one for that status.
+        """
+        method = method.upper()
+        safe = method in _SAFE_METHODS if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = await self._client.request(method, path, params=params, json=json, content=content, headers=headers)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+                # The request never reached the platform, so even a write may be sent again.
+                error: AgentdeckError = Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}); check that it is up and the URL is right, then call again.")
+                if attempt < self.retry.max_retries:
+                    attempt += 1
+                    await anyio.sleep(self._backoff(attempt))
+                    continue
+                raise error from None
+            except httpx2.TimeoutException as exc:
+                if safe and attempt < self.retry.max_retries:
+                    attempt += 1
+                    await anyio.sleep(self._backoff(attempt))
+                    continue
+                raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}); call again or check the platform.") from None
+            except httpx2.TransportError as exc:
+                if safe and attempt < self.retry.max_retries:
+                    attempt += 1
+                    await anyio.sleep(self._backoff(attempt))
+                    continue
+                what = "" if safe else " It may or may not have taken effect: read the object before repeating the call."
+                raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).{what}") from None
+            log.debug("%s %s %s -> %s in %.1f ms", self.platform, method, self._path(path), response.status_code, (time.perf_counter() - started) * 1000)
+            if response.is_success:
+                return response
+            await response.aread()
+            retry_after = _retry_after(response)
+            retryable = response.status_code in _RETRY_STATUSES and (safe or response.status_code == 429)
+            if retryable and attempt < self.retry.max_retries and (retry_after is None or retry_after <= self.retry.max_retry_after):
+                attempt += 1
+                await anyio.sleep(retry_after if retry_after is not None else self._backoff(attempt))
+                continue
+            raise self._error(response, retry_after, errors or {})
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like `request`, returning the decoded JSON body (None for an empty body)."""
+        response = await self.request(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise Unavailable(f"{self.platform} answered {method} {self._path(path)} with a body that is not JSON; call again later.") from None
+
+    @asynccontextmanager
+    async def sse(self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+        """Open a server-sent event stream; iterating yields events. Errors map like `request`.
+
+        A stream that breaks mid-way raises Unavailable; the caller resumes from the last id.
+        """
+        try:
+            async with self._client.sse(path, params=params, headers=headers, timeout=httpx2.Timeout(None, connect=self._client.timeout.connect)) as source:
+                response = source.response
+                if not response.is_success:
+                    await response.aread()
+                    raise self._error(response, _retry_after(response), {})
+                yield self._events(source)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}).") from None
+        except httpx2.TransportError as exc:
+            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from None
+
+    async def _events(self, source: Any) -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for event in source:
+                yield event
+        except httpx2.TransportError as exc:
+            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from None
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _path(self, path: str) -> str:
+        return redact(path.split("?", 1)[0], self._secrets)
+
+    def _error(self, response: httpx2.Response, retry_after: float | None, overrides: Mapping[int, ErrorFactory]) -> AgentdeckError:
+        status = response.status_code
+        detail = redact(self._describe(response), self._secrets).strip() or response.reason_phrase
+        text = f"{self.platform} answered {status}: {detail}"
+        if status in overrides:
+            return overrides[status](text)
+        if status == 429:
+            wait = f"; call again in {retry_after:g} s" if retry_after is not None else "; wait a little and call again"
+            return RateLimited(f"{text}{wait}.", retry_after=retry_after)
+        if status in (401, 403):
+            return Unauthorized(f"{text}. Check the credentials and identity in the configuration (agentdeck doctor).")
+        if status == 404:
+            return NotFound(f"{text}. Check the id, or list what exists.")
+        if status == 409:
+            return Conflict(f"{text}. Read the object's current state before trying again.")
+        if status == 413:
+            return InvalidArgument(f"{text}. The request is too large; send less.")
+        if 400 <= status < 500:
+            return InvalidArgument(f"{text}. Correct the arguments and call again.")
+        return Unavailable(f"{text}. The platform failed; call again in a little while.", retryable=True)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, for adapters that must send a raw body."""
+    return jsonlib.dumps(value, separators=(",", ":"))
