@@ -1,0 +1,146 @@
+"""Test plumbing: configs in a temp dir, and MCP sessions to agentdeck in-process, over stdio and over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client, StdioServerParameters
+
+from agentdeck.app import build_server
+from agentdeck.config import Config, load_config
+
+TEST_AGENTS = """
+[backends.local]
+kind = "local"
+cancel_grace_seconds = 1.0
+
+[backends.local.agents.echo]
+command = ["{python}", "-m", "agentdeck.backends.local.echo", "{{prompt}}"]
+description = "prints its prompt"
+
+[backends.local.agents.fail]
+command = ["{python}", "-c", "import sys; print('working'); print('boom: disk full', file=sys.stderr); sys.exit(3)"]
+description = "fails with exit code 3"
+
+[backends.local.agents.sleeper]
+command = ["{python}", "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'agentdeck-test-grandchild']); print('started', flush=True); time.sleep(120)"]
+description = "sleeps with a grandchild; for cancel tests"
+ttl_seconds = 120
+
+[backends.local.agents.env]
+command = ["{python}", "-c", "import os; [print(k + '=' + os.environ.get(k, '')) for k in ('AGENTDECK_RUN_ID', 'AGENTDECK_IDENTITY', 'AGENTDECK_DATA_DIR', 'SECRET_TOKEN')]"]
+
+[backends.local.routines.greet]
+agent = "echo"
+prompt = "Hello {{message}}"
+"""
+
+
+def agents_toml() -> str:
+    return TEST_AGENTS.format(python=sys.executable.replace("\\", "\\\\"))
+
+
+def write_config(directory: Path, toml: str | None = None) -> Path:
+    path = directory / "agentdeck.toml"
+    path.write_text(agents_toml() if toml is None else toml)
+    return path
+
+
+def test_env(directory: Path, identity: str = "tester", **extra: str) -> dict[str, str]:
+    """The environment of an agentdeck process under test: its own config and data dir only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTDECK_")}
+    env.update(
+        AGENTDECK_CONFIG=str(directory / "agentdeck.toml"),
+        AGENTDECK_DATA_DIR=str(directory / "data"),
+        AGENTDECK_IDENTITY=identity,
+        AGENTDECK_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+def config_for(directory: Path, identity: str = "tester", toml: str | None = None, **extra: str) -> Config:
+    if not (directory / "agentdeck.toml").exists() or toml is not None:
+        write_config(directory, toml)
+    return load_config(env=test_env(directory, identity, **extra))
+
+
+@contextlib.asynccontextmanager
+async def local_client(config: Config, **client_options: Any) -> AsyncIterator[Client]:
+    """An in-memory MCP client session with a server built from `config`."""
+    server = build_server(config)
+    try:
+        async with Client(server, **client_options) as client:
+            yield client
+    finally:
+        await server.deck.aclose()  # type: ignore[attr-defined]
+
+
+def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "agentdeck", "serve", *args], env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def http_server(env: dict[str, str], *args: str, port: int | None = None) -> Iterator[str]:
+    """Start `agentdeck serve --http` and yield its MCP URL once /healthz answers."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentdeck", "serve", "--http", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    result = await client.call_tool(tool, arguments or {}, **kwargs)
+    assert not result.is_error, f"{tool} failed: {result.content}"
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def fail(client: Client, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call a tool that must fail cleanly; return the error body {code, message, retryable}."""
+    result = await client.call_tool(tool, arguments or {})
+    assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "Traceback" not in text
+    assert result.structured_content is not None, text
+    assert text.startswith(result.structured_content["code"] + ": ")
+    return result.structured_content
