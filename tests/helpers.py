@@ -55,7 +55,7 @@ def write_config(directory: Path, toml: str | None = None) -> Path:
     return path
 
 
-def test_env(directory: Path, identity: str = "tester", **extra: str) -> dict[str, str]:
+def server_env(directory: Path, identity: str = "tester", **extra: str) -> dict[str, str]:
     """The environment of an agentdeck process under test: its own config and data dir only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTDECK_")}
     env.update(
@@ -71,7 +71,7 @@ def test_env(directory: Path, identity: str = "tester", **extra: str) -> dict[st
 def config_for(directory: Path, identity: str = "tester", toml: str | None = None, **extra: str) -> Config:
     if not (directory / "agentdeck.toml").exists() or toml is not None:
         write_config(directory, toml)
-    return load_config(env=test_env(directory, identity, **extra))
+    return load_config(env=server_env(directory, identity, **extra))
 
 
 @contextlib.asynccontextmanager

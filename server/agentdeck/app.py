@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
@@ -24,6 +25,7 @@ from agentdeck import __version__
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, ConfigError, InvalidArgument, NotFound, Unsupported
 from agentdeck.resources import register_resources
+from agentdeck.schemas import compact_schema
 from agentdeck.tools import ALL_TOOLS, TOOLSETS, ToolSpec
 
 __all__ = ["AgentdeckServer", "build_server", "select_tools"]
@@ -144,13 +146,21 @@ def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
+    # The title is given once, on the tool itself; repeating it here only costs tokens.
     return ToolAnnotations(
-        title=spec.title,
         read_only_hint=spec.read_only,
         destructive_hint=spec.destructive,
         idempotent_hint=spec.idempotent,
         open_world_hint=spec.open_world,
     )
+
+
+def _tool(spec: ToolSpec, deck: Deck) -> Tool:
+    tool = Tool.from_function(_bind(spec, deck), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
+    tool.parameters = compact_schema(tool.parameters)
+    # output_schema is a cached property of the SDK's Tool; the compact form takes its place.
+    tool.__dict__["output_schema"] = compact_schema(tool.output_schema, output=True)
+    return tool
 
 
 @dataclass
@@ -170,9 +180,8 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
             yield _Lifespan(deck)
             tg.cancel_scope.cancel()
 
-    server = AgentdeckServer("agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper())
-    for spec in selected:
-        server.add_tool(_bind(spec, deck), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
+    tools = [_tool(spec, deck) for spec in selected]
+    server = AgentdeckServer("agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools)
     register_resources(server, deck)
     server.deck = deck  # type: ignore[attr-defined]
     return server

@@ -274,11 +274,22 @@ def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ, o
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(f"{_key(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid configuration in {file if file.exists() else 'environment'}: {problems}") from None
     _check(config)
     _resolve_secrets(config, env)
     return config
+
+
+_KINDS = {"local", "agh", "oz", "archastro", "azure_foundry", "agent_os"}
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    """The dotted TOML key of a validation error, without pydantic's union tag."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 2 and parts[0] == "backends" and parts[2] in _KINDS:
+        del parts[2]
+    return ".".join(parts) or "(top)"
 
 
 def _check(config: Config) -> None:
