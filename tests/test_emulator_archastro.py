@@ -419,3 +419,13 @@ def test_step_option_moves_the_clock_on_each_request_so_polling_reaches_completi
         statuses = [sdk.agent_sessions.get(session.id).status for _ in range(7)]
     assert statuses[0] == "running" and statuses[-1] == "completed"
     assert statuses.index("completed") == 5
+
+
+def test_agents_list_pages_newest_first_and_searches(sdk, app):
+    second = app.add_agent("Release notes writer", lookup_key="release-notes")
+    listed = sdk.agents.list()
+    assert [a.id for a in listed.data] == [second, app.seeded["agent"]]
+    assert listed.has_next is False and listed.total_entries == 2
+    first_page = sdk.agents.list(page=1, page_size=1)
+    assert [a.id for a in first_page.data] == [second] and first_page.has_next is True
+    assert [a.lookup_key for a in sdk.agents.list(search="triage").data] == ["support-triage"]

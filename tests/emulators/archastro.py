@@ -162,6 +162,28 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
     return serve
 
 
+# --- agents ----------------------------------------------------------------------------------
+
+def list_agents(store: Store, request: Request, _: dict) -> tuple[int, Any]:
+    """`GET /api/v1/agents`: page-based (`page`, `page_size`), newest first, `search` on name and lookup key."""
+    page, size = (_positive_query(request, key, default) for key, default in (("page", 1), ("page_size", 25)))
+    search = (request.query_params.get("search") or "").lower()
+    found = [dict(a, description=None, metadata=None) for a in reversed(store.agents.values())
+             if not search or search in (a.get("name") or "").lower() or search in (a.get("lookup_key") or "").lower()]
+    pages = max(1, -(-len(found) // size))
+    return 200, {"data": found[(page - 1) * size:page * size], "page": page, "page_size": size,
+                 "total_entries": len(found), "total_pages": pages, "has_next": page < pages, "has_prev": page > 1}
+
+
+def _positive_query(request: Request, key: str, default: int) -> int:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise Problem(422, "validation_error", f"{key} must be a positive integer")
+    return int(raw)
+
+
 # --- agent sessions --------------------------------------------------------------------------
 
 def list_sessions(store: Store, request: Request, _: dict) -> tuple[int, Any]:
@@ -315,6 +337,7 @@ def _routes() -> list[Route]:
         return Route(API + path, endpoint(handler), methods=[method])
 
     return [
+        r("/agents", list_agents, "GET"),
         r("/agent_sessions", list_sessions, "GET"),
         r("/agent_sessions", create_session, "POST"),
         r("/agent_sessions/{session}", get_session, "GET"),

@@ -1,0 +1,388 @@
+"""ArchAstro adapter: agent sessions are runs, agent routines are routines.
+
+    [backends.archastro]
+    kind = "archastro"            # key from $ARCHASTRO_API_KEY, sent as x-archastro-api-key
+
+Run ids keep the platform's prefixes, so one get_run serves both kinds of run: `ase_...` is an
+agent session (`/api/v1/agent_sessions/{id}`), `arr_...` a routine run
+(`/api/v1/agent_routines/runs/{id}`). Options with no generic argument travel in
+`metadata.archastro` (session limits, start_idle, thread; invoke's thread_id and user) and come
+back there with the platform's details. agentdeck keeps its own bookkeeping (idempotency key,
+parent run) in two reserved metadata keys, hidden again on the way out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
+from agentdeck.models import Agent, AgentList, Artifact, Routine, RoutineList, Run, RunError, RunPage
+
+__all__ = ["ArchAstroBackend", "ROUTINE_RUN_STATES", "SESSION_STATES"]
+
+API = "/api/v1"
+INVOKED_EVENT = "agentroutine.invoked"
+SESSION_STATES = {"pending": "queued", "running": "running", "waiting": "waiting", "completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+# A skipped routine run did no work and did not fail: it reads as cancelled, with platform_state "skipped".
+ROUTINE_RUN_STATES = {"pending": "queued", "running": "running", "completed": "succeeded", "failed": "failed", "skipped": "cancelled", "cancelled": "cancelled"}
+OPTIONS = "archastro"  # the metadata key that carries platform options in and platform details out
+KEY_FIELD, PARENT_FIELD = "agentdeck_idempotency_key", "agentdeck_parent_run_id"
+SPAWN_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "max_turns": int, "max_tokens": int, "max_runs_per_turn": int, "start_idle": bool, "thread": str, "team": str, "user": str,
+}
+INVOKE_OPTIONS: dict[str, type | tuple[type, ...]] = {"thread_id": str, "user": str, "delivery": dict, "participants": dict}
+SESSION_WINDOW = 100  # the platform lists at most the newest 100 sessions and has no cursor
+AGENT_PAGES, RUN_SCAN_PAGES = 10, 5
+
+
+class _AlreadyCompleted(Conflict):
+    """409 from invoke: the idempotency key already has a completed run."""
+
+
+class _Refused(InvalidArgument):
+    """422 from invoke: diagnosed against the routine before it reaches the caller."""
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _options(metadata: dict[str, Any] | None, allowed: dict[str, Any], what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split `metadata` into (platform options from metadata.archastro, the metadata to store)."""
+    stored = dict(metadata or {})
+    options = stored.pop(OPTIONS, None) or {}
+    for reserved in (KEY_FIELD, PARENT_FIELD):
+        if reserved in stored:
+            raise InvalidArgument(f"metadata.{reserved} is reserved by agentdeck; use another key.")
+    if not isinstance(options, dict):
+        raise InvalidArgument(f"metadata.{OPTIONS} must be an object of {what} options: {', '.join(allowed)}.")
+    for key, value in options.items():
+        kind = allowed.get(key)
+        if kind is None:
+            raise InvalidArgument(f"metadata.{OPTIONS}.{key} is not a {what} option; use {', '.join(allowed)}.")
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
+            raise InvalidArgument(f"metadata.{OPTIONS}.{key} must be a {'positive integer' if kind is int else kind.__name__}.")  # type: ignore[union-attr]
+    return options, stored
+
+
+def _result_artifacts(result: Any) -> list[Artifact]:
+    if result is None:
+        return []
+    return [Artifact(kind="result", name="result", data=result if isinstance(result, dict) else {"value": result})]
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v not in (None, {}, [])}
+
+
+class ArchAstroBackend(Backend):
+    """Agent sessions and agent routines of an ArchAstro app, through its secret API key."""
+
+    kind = "archastro"
+    capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.ROUTINES})
+
+    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None) -> None:
+        super().__init__(name)
+        self.settings = settings
+        key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        self._has_key = bool(key)
+        self._client = PlatformClient(
+            "ArchAstro",
+            base_url=settings.base_url.rstrip("/"),
+            headers={"x-archastro-api-key": key} if key else {},
+            secrets=[key],
+            timeouts=Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+            retry=RetryPolicy(max_retries=settings.max_retries),
+            transport=transport,
+        )
+        self._routine_ids: dict[str, str] = {}  # lookup key -> arn_ id, filled by list_routines
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if not self._has_key:
+            raise Unauthorized(
+                f"Backend '{self.name}' has no ArchAstro API key: set {self.settings.api_key_env} (or secrets_file) to an sk_ key and restart."
+            )
+        errors = {402: lambda text: Unsupported(f"{text}. The ArchAstro plan does not include this feature; upgrade the plan or use another backend.")}
+        errors.update(kwargs.pop("errors", {}))
+        return await self._client.json(method, API + path, errors=errors, **kwargs)
+
+    # --- agents ----------------------------------------------------------------------------
+
+    async def list_agents(self) -> AgentList:
+        agents = []
+        for item in await self._agents():
+            about = [item.get("name") or "", f"lookup key {item['lookup_key']}" if item.get("lookup_key") else ""]
+            agents.append(Agent(name=item["id"], backend=self.name, description="; ".join(a for a in about if a)))
+        return AgentList(agents=agents)
+
+    async def _agents(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in range(1, AGENT_PAGES + 1):
+            body = await self._call("GET", "/agents", params={"page": page, "page_size": 100})
+            found += body.get("data") or []
+            if not body.get("has_next"):
+                break
+        return found
+
+    async def _agent_id(self, ref: str) -> str:
+        """An agent id for `ref`: an agi_ id as is, else the agent whose lookup key (or else name) it is."""
+        if ref.startswith("agi_"):
+            return ref
+        agents = await self._agents()
+        for field in ("lookup_key", "name"):
+            matches = [a["id"] for a in agents if a.get(field) == ref]
+            if len(matches) == 1:
+                return matches[0]
+        raise NotFound(f"No single ArchAstro agent '{ref}'; pass an agent id (agi_...) or lookup key from list_agents.")
+
+    async def spawn_agent(
+        self,
+        agent: str,
+        prompt: str,
+        *,
+        name: str | None = None,
+        workspace: str | None = None,
+        ttl_seconds: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        if ttl_seconds is not None:
+            raise InvalidArgument(
+                "ArchAstro sessions have no time limit, so ttl_seconds cannot be honoured; omit it and bound the session "
+                f"with metadata.{OPTIONS}.max_turns or max_tokens, or cancel_run it later."
+            )
+        if workspace is not None:
+            raise InvalidArgument("ArchAstro sessions have no workspace; omit workspace.")
+        options, stored = _options(metadata, SPAWN_OPTIONS, "spawn")
+        agent_id = await self._agent_id(agent)
+        if parent_run_id:
+            stored[PARENT_FIELD] = parent_run_id
+        if idempotency_key:
+            stored[KEY_FIELD] = idempotency_key
+            earlier = await self._call("GET", "/agent_sessions", params={"agent[]": [agent_id], "limit": SESSION_WINDOW})
+            for item in earlier.get("data") or []:
+                if (item.get("metadata") or {}).get(KEY_FIELD) == idempotency_key:
+                    return self._session_run(item)
+        body = _compact({"agent": agent_id, "instructions": prompt, "name": name, "metadata": stored, **options})
+        # Creating a session is not idempotent on the platform, so a failed create is never repeated.
+        created = await self._call(
+            "POST", "/agent_sessions", json=body, idempotent=False,
+            errors={404: lambda text: NotFound(f"{text}. No agent '{agent_id}' in this app; list_agents shows the agents you can spawn.")},
+        )
+        return self._session_run(created)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    async def list_runs(
+        self,
+        *,
+        state: str | None = None,
+        agent: str | None = None,
+        parent_run_id: str | None = None,
+        created_after: datetime | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> RunPage:
+        params: dict[str, Any] = {"limit": SESSION_WINDOW}
+        if state is not None:
+            statuses = [s for s, normal in SESSION_STATES.items() if normal == state]
+            if not statuses:
+                raise InvalidArgument(f"state must be one of {', '.join(sorted(set(SESSION_STATES.values())))}.")
+            params["status[]"] = statuses
+        if agent:
+            params["agent[]"] = [await self._agent_id(agent)]
+        if created_after is not None and created_after.tzinfo is None:
+            created_after = created_after.replace(tzinfo=timezone.utc)
+        runs = [self._session_run(item) for item in (await self._call("GET", "/agent_sessions", params=params)).get("data") or []]
+        runs = [r for r in runs if (not parent_run_id or r.parent_run_id == parent_run_id)
+                and (created_after is None or (r.created_at is not None and r.created_at > created_after))]
+        start = 0
+        if cursor:
+            ids = [r.id for r in runs]
+            if cursor not in ids:
+                raise InvalidArgument("That cursor is no longer among the newest 100 ArchAstro sessions; list again without a cursor.")
+            start = ids.index(cursor) + 1
+        page = runs[start:start + limit]
+        more = start + limit < len(runs)
+        return RunPage(runs=page, next_cursor=page[-1].id if more and page else None)
+
+    async def get_run(self, run_id: str) -> Run:
+        if run_id.startswith("arr_"):
+            return self._routine_run(await self._call("GET", f"/agent_routines/runs/{run_id}"))
+        return self._session_run(await self._call("GET", f"/agent_sessions/{self._session_id(run_id)}"))
+
+    async def cancel_run(self, run_id: str) -> Run:
+        if run_id.startswith("arr_"):
+            raise Unsupported(
+                "ArchAstro cannot cancel a routine run; cancel the session it drives instead (list_runs shows sessions), or let it finish."
+            )
+        # Documented idempotent: a session already ended comes back unchanged, so a retry is safe.
+        data = await self._call("POST", f"/agent_sessions/{self._session_id(run_id)}/cancel", idempotent=True)
+        return self._session_run(data)
+
+    async def send_followup(self, run_id: str, message: str) -> Run:
+        if run_id.startswith("arr_"):
+            raise Unsupported("A routine run takes no follow-ups; invoke_routine again with the same session_key to continue its session.")
+        data = await self._call(
+            "POST", f"/agent_sessions/{self._session_id(run_id)}/message", json={"content": message, "role": "user"}, idempotent=False,
+            errors={422: lambda text: Conflict(f"{text}. The session has ended and takes no more messages; spawn_agent a new one.")},
+        )
+        return self._session_run(data)
+
+    def _session_id(self, run_id: str) -> str:
+        if not run_id.startswith("ase_"):
+            raise NotFound(f"'{run_id}' is not an ArchAstro run id: sessions are ase_..., routine runs arr_...; list_runs shows them.")
+        return run_id
+
+    def _session_run(self, data: dict[str, Any]) -> Run:
+        status = str(data.get("status") or "pending")
+        metadata = dict(data.get("metadata") or {})
+        parent = metadata.pop(PARENT_FIELD, None)
+        metadata.pop(KEY_FIELD, None)
+        error = None
+        if data.get("error") or status == "failed":
+            error = RunError(code="session_failed", message=str(data.get("error") or "the session failed without a message"))
+        details = {k: data.get(k) for k in ("max_turns", "max_tokens", "max_runs_per_turn", "trajectory", "is_system_session", "thread", "team", "user")}
+        details["inbox_messages"] = len(data.get("inbox") or [])
+        return Run(
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),  # type: ignore[arg-type]
+            platform_state=status, name=data.get("name"), created_at=_when(data.get("created_at")),
+            started_at=_when(data.get("started_at")), ended_at=_when(data.get("completed_at")),
+            parent_run_id=parent if isinstance(parent, str) else None, thread_id=data.get("thread"), error=error,
+            artifacts=_result_artifacts(data.get("result")), metadata={**metadata, OPTIONS: _compact(details)},
+        )
+
+    def _routine_run(self, data: dict[str, Any]) -> Run:
+        status = str(data.get("status") or "pending")
+        state = ROUTINE_RUN_STATES.get(status, "running")
+        metadata = dict(data.get("metadata") or {})
+        metadata.pop(KEY_FIELD, None)
+        result = data.get("result")
+        error = None
+        if status == "failed":
+            reason = (result.get("error") or result.get("message")) if isinstance(result, dict) else None
+            error = RunError(code="routine_run_failed", message=str(reason or "the routine run failed"))
+        details = {k: data.get(k) for k in ("payload", "delivery", "duration_ms", "event_id", "participants", "structured_response")}
+        return Run(
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,  # type: ignore[arg-type]
+            platform_state=status, routine=data.get("routine"), created_at=_when(data.get("created_at")),
+            ended_at=_when(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
+            error=error, artifacts=_result_artifacts(result),
+            usage={"duration_ms": data["duration_ms"]} if data.get("duration_ms") is not None else {},
+            metadata={**metadata, OPTIONS: _compact(details)},
+        )
+
+    # --- routines --------------------------------------------------------------------------
+
+    async def list_routines(self, *, agent: str | None = None, event_type: str | None = None) -> RoutineList:
+        params: dict[str, Any] = {}
+        if agent:
+            params["agent[]"] = [await self._agent_id(agent)]
+        if event_type:
+            params["event_type"] = event_type
+        routines = []
+        for item in (await self._call("GET", "/agent_routines", params=params)).get("data") or []:
+            handle = item.get("lookup_key") or item["id"]
+            self._routine_ids[handle] = item["id"]
+            invocable = item.get("event_type") == INVOKED_EVENT
+            notes = [f"id {item['id']}", str(item.get("status") or "draft")]
+            if not invocable:
+                notes.append(f"triggered by {item.get('event_type') or 'a schedule'}, not invocable")
+            text = f"{item.get('name') or handle} ({', '.join(notes)})" + (f": {item['description']}" if item.get("description") else "")
+            routines.append(Routine(name=handle, backend=self.name, agent=item.get("agent"), description=text,
+                                    active=item.get("status") == "active" and invocable))
+        return RoutineList(routines=routines)
+
+    async def _routine_id(self, ref: str) -> str:
+        if ref.startswith("arn_"):
+            return ref
+        if ref not in self._routine_ids:
+            await self.list_routines()
+        if ref not in self._routine_ids:
+            raise NotFound(f"No ArchAstro routine '{ref}'; use a name from list_routines (lookup key or arn_ id).")
+        return self._routine_ids[ref]
+
+    async def invoke_routine(
+        self,
+        routine: str,
+        *,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+        session_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Run:
+        if not message:
+            raise InvalidArgument("ArchAstro routines need a message: pass the text the routine's agent should act on.")
+        options, stored = _options(metadata, INVOKE_OPTIONS, "invoke")
+        routine_id = await self._routine_id(routine)
+        if idempotency_key:
+            stored[KEY_FIELD] = idempotency_key
+        body = _compact({"message": message, "idempotency_key": idempotency_key, "session_key": session_key, "metadata": stored, **options})
+        try:
+            data = await self._call(
+                "POST", f"/agent_routines/{routine_id}/invoke", json=body,
+                # With a key the platform hands back the in-flight run for a repeat, so a retry cannot duplicate.
+                idempotent=bool(idempotency_key),
+                errors={409: _AlreadyCompleted, 422: _Refused},
+            )
+        except _AlreadyCompleted as exc:
+            return await self._completed_run(routine_id, idempotency_key or "", exc)
+        except _Refused as exc:
+            raise await self._diagnose(routine_id, exc) from None
+        return self._routine_run(data)
+
+    async def _completed_run(self, routine_id: str, key: str, exc: AgentdeckError) -> Run:
+        """The run a 409 refers to: the completed run of this routine that carries our key."""
+        cursor = None
+        for _ in range(RUN_SCAN_PAGES):
+            params = {"status": "completed", "limit": 100} | ({"before_cursor": cursor} if cursor else {})
+            body = await self._call("GET", f"/agent_routines/{routine_id}/runs", params=params)
+            for item in body.get("data") or []:
+                if (item.get("metadata") or {}).get(KEY_FIELD) == key:
+                    return self._routine_run(item)
+            cursor = body.get("before_cursor")
+            if not cursor:
+                break
+        raise Conflict(f"{exc.message}. Its completed run was not found among this routine's recent runs "
+                       "(it was invoked outside agentdeck, or long ago); use a new idempotency_key to run it again.")
+
+    async def _diagnose(self, routine_id: str, exc: AgentdeckError) -> AgentdeckError:
+        item = await self._call("GET", f"/agent_routines/{routine_id}")
+        status, event = item.get("status"), item.get("event_type")
+        if status != "active":
+            return Conflict(f"{exc.message}. Routine {routine_id} is {status}, not active; activate it on ArchAstro before invoking it.")
+        if event != INVOKED_EVENT:
+            return InvalidArgument(f"{exc.message}. Routine {routine_id} is triggered by {event or 'a schedule'}, not by invoke; pick another routine.")
+        return InvalidArgument(f"{exc.message}. Correct the arguments (this routine may need session_key or metadata.{OPTIONS}.user) and call again.")
+
+    async def list_routine_runs(self, routine: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None) -> RunPage:
+        routine_id = await self._routine_id(routine)
+        wanted = {s for s, normal in ROUTINE_RUN_STATES.items() if normal == status} if status else set()
+        if status and not wanted:
+            return RunPage(runs=[])  # routine runs never wait
+        params: dict[str, Any] = {"limit": limit}
+        if len(wanted) == 1:
+            params["status"] = next(iter(wanted))
+        if cursor:
+            params["before_cursor"] = cursor
+        body = await self._call(
+            "GET", f"/agent_routines/{routine_id}/runs", params=params,
+            errors={400: lambda text: InvalidArgument(f"{text}. The cursor is not valid; list again without a cursor.")},
+        )
+        runs = [self._routine_run(item) for item in body.get("data") or []]
+        if len(wanted) > 1:  # several platform statuses read as one state: filter here, page by the platform's cursor
+            runs = [r for r in runs if r.platform_state in wanted]
+        return RunPage(runs=runs, next_cursor=body.get("before_cursor"))
