@@ -45,6 +45,23 @@ prompt = "Hello {{message}}"
 """
 
 
+FILES_TOML = """
+default = "files"
+
+[backends.files]
+kind = "azure_foundry"
+endpoint = "http://127.0.0.1:9/api/projects/p"
+"""
+
+
+def local_tool_names() -> list[str]:
+    """The tools the embedded platform registers on its own, in tools/list order."""
+    from agentdeck.backends.local.backend import LocalBackend
+    from agentdeck.tools import ALL_TOOLS
+
+    return [spec.name for spec in ALL_TOOLS if spec.capability in LocalBackend.capabilities]
+
+
 def agents_toml() -> str:
     return TEST_AGENTS.format(python=sys.executable.replace("\\", "\\\\"))
 

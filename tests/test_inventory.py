@@ -13,7 +13,7 @@ from agentdeck.app import select_tools
 from agentdeck.errors import ConfigError
 from agentdeck.inventory import estimate_tokens, tools_list
 from agentdeck.tools import ALL_TOOLS, TOOLSETS
-from tests.helpers import config_for
+from tests.helpers import FILES_TOML, config_for, local_tool_names
 
 PACKAGE = Path(__file__).parent.parent / "server" / "agentdeck"
 
@@ -23,11 +23,19 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
     return tools_list(config_for(tmp_path_factory.mktemp("inventory")))
 
 
-def test_every_tool_has_a_toolset_title_explicit_hints_and_an_output_schema(listed: list[dict[str, object]]) -> None:
+@pytest.fixture(scope="module")
+def every_tool(tmp_path_factory: pytest.TempPathFactory, listed: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Every tool as some single-backend deployment lists it."""
+    files = tools_list(config_for(tmp_path_factory.mktemp("files"), toml=FILES_TOML, AZURE_FOUNDRY_TOKEN="unused"))
+    names = {t["name"] for t in listed}
+    return listed + [t for t in files if t["name"] not in names]
+
+
+def test_every_tool_has_a_toolset_title_explicit_hints_and_an_output_schema(every_tool: list[dict[str, object]]) -> None:
     specs = {spec.name: spec for spec in ALL_TOOLS}
-    names = [tool["name"] for tool in listed]
-    assert len(names) == len(set(names))
-    for tool in listed:
+    names = [tool["name"] for tool in every_tool]
+    assert len(names) == len(set(names)) and set(names) == set(specs)
+    for tool in every_tool:
         name = str(tool["name"])
         assert re.fullmatch(r"[a-z]+(_[a-z]+)+", name), name
         assert specs[name].toolset in TOOLSETS
@@ -44,12 +52,12 @@ def test_every_tool_has_a_toolset_title_explicit_hints_and_an_output_schema(list
 
 
 def test_tools_list_order_is_fixed(listed: list[dict[str, object]]) -> None:
-    assert [t["name"] for t in listed] == [spec.name for spec in ALL_TOOLS]
+    assert [t["name"] for t in listed] == local_tool_names()
 
 
 def test_hints_match_what_each_tool_does() -> None:
     for spec in ALL_TOOLS:
-        reads = spec.name.startswith(("list_", "get_", "wait_"))
+        reads = spec.name.startswith(("list_", "get_", "wait_", "download_"))
         assert spec.read_only == reads, spec.name
         assert spec.destructive == spec.name.startswith(("cancel_", "delete_")), spec.name
         if spec.read_only:
@@ -60,7 +68,7 @@ def test_read_only_mode_registers_only_read_only_tools(tmp_path: Path) -> None:
     config = config_for(tmp_path, AGENTDECK_READ_ONLY="1")
     tools = tools_list(config)
     assert tools and all(t["annotations"]["readOnlyHint"] for t in tools)  # type: ignore[index]
-    assert {t["name"] for t in tools} == {s.name for s in ALL_TOOLS if s.read_only}
+    assert {t["name"] for t in tools} == {s.name for s in ALL_TOOLS if s.read_only and s.name in local_tool_names()}
 
 
 def test_toolsets_and_exclusions_narrow_the_list_and_unknown_names_fail_clearly(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from agentdeck.inventory import tools_list
 from agentdeck.tools import ALL_TOOLS
-from tests.helpers import config_for
+from tests.helpers import FILES_TOML, config_for
 
 SNAPS = Path(__file__).parent / "toolsnaps"
 UPDATE = os.environ.get("AGENTDECK_UPDATE_TOOLSNAPS") == "1"
@@ -22,8 +22,13 @@ UPDATE = os.environ.get("AGENTDECK_UPDATE_TOOLSNAPS") == "1"
 
 @pytest.fixture(scope="module")
 def listed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
-    config = config_for(tmp_path_factory.mktemp("snaps"))
-    return {tool["name"]: tool for tool in tools_list(config)}
+    """Each tool as a single-backend deployment lists it: the local platform, else a files backend."""
+    found: dict[str, dict[str, object]] = {}
+    for toml in (None, FILES_TOML):
+        config = config_for(tmp_path_factory.mktemp("snaps"), toml=toml, AZURE_FOUNDRY_TOKEN="unused")
+        for tool in tools_list(config):
+            found.setdefault(str(tool["name"]), tool)
+    return found
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in ALL_TOOLS])

@@ -139,6 +139,7 @@ class AzureFoundryConfig(_Keyed):
     api_version: str = "v1"
     api_key_env: str = Field(default="AZURE_FOUNDRY_TOKEN", description="static bearer token; else azure-identity")
     user_isolation_key: str | None = None
+    agents: list[str] = Field(default_factory=list, description="agents as name or name:version; feeds list_agents and default versions")
 
 
 class AgentOsConfig(_Keyed):

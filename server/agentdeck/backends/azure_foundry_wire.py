@@ -1,0 +1,90 @@
+"""Wire shapes of Azure AI Foundry sessions: status table, ids, home-relative paths, error text.
+
+Pure functions, no HTTP; `azure_foundry.py` uses them at the boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx2
+
+from agentdeck.errors import InvalidArgument
+
+__all__ = ["ENDED", "STATES", "check_id", "describe", "home_path", "iso", "timestamp", "utf8"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STATES: dict[str, str] = {  # session status -> normalized run state
+    "creating": "queued",
+    "active": "running",
+    "updating": "running",
+    "idle": "waiting",
+    "failed": "failed",
+    "deleting": "cancelled",
+    "deleted": "cancelled",
+    "expired": "succeeded",
+}
+ENDED = frozenset({"failed", "deleting", "deleted", "expired"})
+
+
+def timestamp(value: Any) -> datetime | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def iso(value: Any) -> str | None:
+    when = timestamp(value)
+    return when.isoformat() if when else None
+
+
+def check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise InvalidArgument(f"{what} {value!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    return value
+
+
+def home_path(path: str, *, allow_home: bool) -> str:
+    """A path relative to the session home, checked before any request: no absolute paths, no `..`."""
+    if "\x00" in path:
+        raise InvalidArgument("The path contains a NUL character; remove it.")
+    if path.startswith("/") and path.strip("/"):
+        raise InvalidArgument(f"Paths are relative to the session home directory: use {path.lstrip('/')!r}, not {path!r}.")
+    if ".." in re.split(r"[\\/]", path):
+        raise InvalidArgument(f"The path {path!r} leaves the session home directory ('..'); name a path inside it.")
+    clean = "/".join(p for p in path.split("/") if p not in ("", "."))
+    if not clean and not allow_home:
+        raise InvalidArgument("Name a file inside the session home directory, not the directory itself.")
+    return clean
+
+
+def describe(response: httpx2.Response) -> str:
+    """The platform's `{"error": {code, message, param}}` as one line; the code lets callers branch."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return response.text[:300]
+    if not isinstance(error, dict):
+        return response.text[:300]
+    text = str(error.get("message") or response.reason_phrase)
+    tags = [f"{key} {error[key]}" for key in ("code", "param") if error.get(key)]
+    return f"{text} ({', '.join(tags)})" if tags else text
+
+
+def utf8(data: bytes, truncated: bool) -> str | None:
+    """The bytes as text when they are UTF-8 (a character cut by truncation is dropped), else None."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if truncated and exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
+            return data[: exc.start].decode("utf-8", errors="strict")
+        return None
