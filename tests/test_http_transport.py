@@ -1,0 +1,87 @@
+"""The Streamable HTTP transport refuses what it should: foreign Hosts and Origins, missing or
+wrong bearer tokens, oversized bodies, and public binds without authentication."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.helpers import call, http_server, server_env, write_config
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    directory = tmp_path_factory.mktemp("http")
+    write_config(directory)
+    with http_server(server_env(directory)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    directory = tmp_path_factory.mktemp("http-auth")
+    write_config(directory)
+    with http_server(server_env(directory, AGENTDECK_HTTP_TOKENS="tok-one,tok-two")) as url:
+        yield url
+
+
+def test_healthz_answers_for_orchestrators(plain_server: str) -> None:
+    response = httpx2.get(plain_server.replace("/mcp", "/healthz"))
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_a_foreign_host_header_is_refused(plain_server: str) -> None:
+    response = httpx2.post(plain_server, json=INIT, headers=HEADERS | {"Host": "evil.example.com"})
+    assert response.status_code == 421
+
+
+def test_a_foreign_origin_is_refused_and_a_local_one_accepted(plain_server: str) -> None:
+    refused = httpx2.post(plain_server, json=INIT, headers=HEADERS | {"Origin": "https://evil.example.com"})
+    assert refused.status_code == 403
+    port = plain_server.split(":")[2].split("/")[0]
+    accepted = httpx2.post(plain_server, json=INIT, headers=HEADERS | {"Origin": f"http://127.0.0.1:{port}"})
+    assert accepted.status_code == 200
+
+
+def test_an_oversized_body_is_refused(plain_server: str) -> None:
+    body = json.dumps({**INIT, "padding": "x" * (5 * 1024 * 1024)})
+    response = httpx2.post(plain_server, content=body, headers=HEADERS)
+    assert response.status_code == 413
+
+
+def test_requests_without_a_valid_bearer_token_are_refused_when_tokens_are_configured(token_server: str) -> None:
+    missing = httpx2.post(token_server, json=INIT, headers=HEADERS)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx2.post(token_server, json=INIT, headers=HEADERS | {"Authorization": "Bearer tok-three"})
+    assert wrong.status_code == 401
+    assert "tok-one" not in missing.text + wrong.text
+    health = httpx2.get(token_server.replace("/mcp", "/healthz"))
+    assert health.status_code == 200
+
+
+async def test_a_client_with_a_configured_token_gets_through(token_server: str) -> None:
+    http = httpx2.AsyncClient(headers={"Authorization": "Bearer tok-two"})
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with http:
+        async with Client(streamable_http_client(token_server, http_client=http)) as client:
+            agents = await call(client, "list_agents")
+    assert "echo" in [a["name"] for a in agents["agents"]]
+
+
+def test_public_bind_with_tokens_starts(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    with http_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok"), "--host", "0.0.0.0") as url:
+        assert httpx2.get(url.replace("/mcp", "/healthz")).status_code == 200
