@@ -235,8 +235,10 @@ class AghBackend(Backend):
             self._save_seen()
         return batch, len(fresh) > limit
 
-    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20) -> MessageBatch:
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
         """Pending messages this backend has not returned yet, oldest first; waits up to wait_seconds for one."""
+        if after is not None:
+            raise InvalidArgument("AGH tracks which messages it handed over itself; call again without after")
         channel = channel_name(channel)
         pending = await self._peek(channel)
         batch, more = self._take(channel, pending, limit)

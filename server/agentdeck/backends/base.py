@@ -137,7 +137,8 @@ class Backend:
     ) -> ChannelMessage:
         raise self._unsupported("use channels")
 
-    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20) -> MessageBatch:
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
+        """New messages for the caller; `after` (a message id) says what it already has, for exactly-once reading."""
         raise self._unsupported("use channels")
 
     async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:

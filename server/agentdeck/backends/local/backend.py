@@ -481,14 +481,18 @@ class LocalBackend(Backend):
         self.wakeups.publish(f"channel:{name}")
         return self._message(row)
 
-    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20) -> MessageBatch:
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
         name = self._channel_name(channel)
+        if after is not None and not after.isdigit():
+            raise InvalidArgument("after must be the id of a message you received on this channel, or omitted")
+        start = int(after) if after is not None else None
         deadline = time.monotonic() + wait_seconds
         topic = f"channel:{name}"
         while True:
             event = self.wakeups.register(topic)
             try:
-                rows, more = await self._db(self.store.read_messages, name, self.identity, limit)
+                rows, more = await self._db(self.store.read_messages, name, self.identity, limit, start)
+                start = None  # the cursor now stands past `after`
                 remaining = deadline - time.monotonic()
                 if rows or remaining <= 0:
                     return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows], more=more)

@@ -343,11 +343,11 @@ class Store:
     def latest_messages(self, channel: str, limit: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute(_Q["latest"], (channel, limit))]
 
-    def read_messages(self, channel: str, identity: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Messages after the reader's cursor, not its own; moves the cursor past what it returns."""
+    def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Messages after the reader's cursor (or `after`, which resets it), not its own; moves the cursor past them."""
         with self._tx():
             row = self._db.execute(_Q["cursor_get"], (channel, identity)).fetchone()
-            cursor = row[0] if row else 0
+            cursor = after if after is not None else (row[0] if row else 0)
             found: list[dict[str, Any]] = []
             more = False
             while len(found) < limit:
