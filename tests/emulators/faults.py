@@ -112,7 +112,7 @@ class FaultInjector:
         client = scope.get("client")
         if client:
             self.faults.connections.add((client[0], client[1]))
-        record: dict[str, Any] = {"method": method, "path": path, "status": None}
+        record: dict[str, Any] = {"method": method, "path": path, "status": None, "faulted": False}
         self.faults.requests.append(record)
 
         async def recording_send(message: dict[str, Any]) -> None:
@@ -126,6 +126,7 @@ class FaultInjector:
             return
         if fault.delay:
             await anyio.sleep(fault.delay)
+        record["faulted"] = fault.drop or fault.malformed or fault.status is not None  # the platform never acted
         if fault.drop:
             await recording_send({"type": "http.response.start", "status": 200, "headers": _json_headers(1024)})
             await send({"type": "http.response.body", "body": b'{"partial": ', "more_body": True})

@@ -202,14 +202,24 @@ class PlatformClient:
             raise self._error(response, retry_after, errors or {})
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Like `request`, returning the decoded JSON body (None for an empty body)."""
-        response = await self.request(method, path, **kwargs)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise Unavailable(f"{self.platform} answered {method} {self._path(path)} with a body that is not JSON; call again later.") from None
+        """Like `request`, returning the decoded JSON body (None for an empty body).
+
+        A body that is not JSON is read again when the call is safe to repeat.
+        """
+        safe = method.upper() in _SAFE_METHODS if kwargs.get("idempotent") is None else kwargs["idempotent"]
+        attempt = 0
+        while True:
+            response = await self.request(method, path, **kwargs)
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                if not safe or attempt >= self.retry.max_retries:
+                    what = "" if safe else " It may or may not have taken effect: read the object before repeating the call."
+                    raise Unavailable(f"{self.platform} answered {method} {self._path(path)} with a body that is not JSON.{what}") from None
+                attempt += 1
+                await anyio.sleep(self._backoff(attempt))
 
     @asynccontextmanager
     async def sse(self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:

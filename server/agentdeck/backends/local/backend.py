@@ -321,7 +321,10 @@ class LocalBackend(Backend):
     ) -> RunPage:
         filters = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
         if created_after is not None:
-            filters["created_after"] = created_after.timestamp() if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc).timestamp()
+            moment = created_after if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc)
+            # Times travel as ISO strings with microseconds; a run created within that same
+            # microsecond is not "after" it, whatever the stored float's extra digits say.
+            filters["created_after"] = moment.timestamp() + 0.0000005
         before = _uncursor(cursor) if cursor else None
         rows = await self._db(self.store.list_runs, filters, limit + 1, before)
         page = [await self._reap(r) for r in rows[:limit]]
