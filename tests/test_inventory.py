@@ -87,9 +87,9 @@ def test_toolsets_and_exclusions_narrow_the_list_and_unknown_names_fail_clearly(
         anyio.run(deck.aclose)
 
 
-# Every client pays for tools/list in its context window. Issue 9 sets the target at 4,000
-# tokens; until the output schemas are slimmed this guards against growth past today's cost.
-CONTEXT_BUDGET_TOKENS = 8000
+# Every client pays for tools/list in its context window: the default local list must stay
+# within 4,000 tokens (about four characters of compact JSON a token).
+CONTEXT_BUDGET_TOKENS = 4000
 
 
 def test_the_full_default_tool_list_stays_within_the_context_budget(listed: list[dict[str, object]]) -> None:

@@ -25,7 +25,7 @@ from agentdeck import __version__
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, ConfigError, InvalidArgument, NotFound, Unsupported
 from agentdeck.resources import register_resources
-from agentdeck.schemas import compact_schema
+from agentdeck.schemas import compact_schema, output_outline
 from agentdeck.tools import ALL_TOOLS, TOOLSETS, ToolSpec
 
 __all__ = ["AgentdeckServer", "build_server", "select_tools"]
@@ -159,7 +159,7 @@ def _tool(spec: ToolSpec, deck: Deck) -> Tool:
     tool = Tool.from_function(_bind(spec, deck), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
     tool.parameters = compact_schema(tool.parameters)
     # output_schema is a cached property of the SDK's Tool; the compact form takes its place.
-    tool.__dict__["output_schema"] = compact_schema(tool.output_schema, output=True)
+    tool.__dict__["output_schema"] = output_outline(compact_schema(tool.output_schema, output=True))
     return tool
 
 

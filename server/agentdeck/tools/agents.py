@@ -23,16 +23,16 @@ async def list_agents(backend: Backend) -> AgentList:
 @tool("agents", "Spawn agent", Capability.AGENTS, open_world=True)
 async def spawn_agent(
     backend: Backend,
-    agent: Annotated[str, Field(min_length=1, max_length=200, description="agent name from list_agents")],
+    agent: Annotated[str, Field(min_length=1, max_length=200, description="from list_agents")],
     prompt: Annotated[str, Field(min_length=1, description="the task for the agent")],
     name: Annotated[str | None, Field(max_length=200, description="label for the run")] = None,
-    workspace: Annotated[str | None, Field(max_length=1000, description="working directory, relative to the workspace root")] = None,
+    workspace: Annotated[str | None, Field(max_length=1000, description="working dir under the workspace root")] = None,
     ttl_seconds: Annotated[int | None, Field(ge=1, le=86400, description="stop the run after this long")] = None,
     metadata: Metadata = None,
     parent_run_id: Annotated[str | None, Field(max_length=200, description="run that owns this one")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Run:
-    """Start an agent on a task; returns its run at once. Follow it with wait_for_run or get_run_events."""
+    """Start an agent on a task; returns its run at once. Follow with wait_for_run or get_run_events."""
     return await backend.spawn_agent(
         agent,
         prompt,

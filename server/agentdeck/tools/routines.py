@@ -13,7 +13,7 @@ from agentdeck.tools.params import Cursor, IdempotencyKey, Limit, Metadata
 
 __all__ = ["TOOLS"]
 
-RoutineName = Annotated[str, Field(min_length=1, max_length=200, description="routine name from list_routines")]
+RoutineName = Annotated[str, Field(min_length=1, max_length=200, description="from list_routines")]
 
 
 @tool("routines", "List routines", Capability.ROUTINES, read_only=True)

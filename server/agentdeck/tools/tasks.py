@@ -13,8 +13,8 @@ from agentdeck.tools.params import IdempotencyKey
 
 __all__ = ["TOOLS"]
 
-ClaimRunId = Annotated[str, Field(min_length=1, max_length=200, description="run_id from claim_task")]
-ClaimToken = Annotated[str | None, Field(max_length=200, description="claim_token from claim_task")]
+ClaimRunId = Annotated[str, Field(min_length=1, max_length=200, description="from claim_task")]
+ClaimToken = Annotated[str | None, Field(max_length=200, description="from claim_task")]
 Queue = Annotated[str | None, Field(max_length=100, description="queue name; default 'default'")]
 
 
@@ -67,7 +67,7 @@ async def fail_task(
     claim_token: ClaimToken = None,
     retryable: Annotated[bool, Field(description="let another attempt try")] = True,
 ) -> Task:
-    """Report that your claimed task failed; it is retried until max_attempts unless retryable is false."""
+    """Report your claimed task failed; retried until max_attempts unless retryable is false."""
     return await backend.fail_task(run_id, claim_token, error, retryable)
 
 
@@ -78,7 +78,7 @@ async def release_task(
     claim_token: ClaimToken = None,
     reason: Annotated[str | None, Field(max_length=2000, description="why you give it back")] = None,
 ) -> Task:
-    """Give a claimed task back to the queue untouched, without using up an attempt."""
+    """Give a claimed task back to the queue; uses up no attempt."""
     return await backend.release_task(run_id, claim_token, reason)
 
 
