@@ -1,4 +1,4 @@
-"""The `agentdeck` command: serve | demo | doctor | tools.
+"""The `agentdeck` command: serve | demo | init | doctor | tools.
 
 In stdio mode stdout carries only MCP messages, so everything human goes to stderr.
 """
@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     tools = commands.add_parser("tools", help="list the tools this config registers, with their token cost")
     _tool_flags(tools)
     tools.add_argument("--json", action="store_true", help="print the tools/list JSON instead")
+
+    init = commands.add_parser("init", help="write a commented starter config declaring the coding agents found on PATH")
+    init.add_argument("--path", type=Path, help="write here (default: the config file agentdeck reads)")
+    init.add_argument("--force", action="store_true", help="replace an existing file (kept as .bak)")
     return parser
 
 
@@ -108,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
             from agentdeck.demo import run_demo
 
             sys.exit(run_demo(args.data_dir))
+        if args.command == "init":
+            from agentdeck.init import run_init
+
+            sys.exit(run_init(args.path or args.config, force=args.force))
         config = _load(args)
         setup_logging(config.log_level, config.log_format)
         if args.command == "serve":

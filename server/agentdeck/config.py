@@ -161,7 +161,7 @@ class HttpConfig(_Settings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     path: str = "/mcp"
-    auth_tokens_env: str = Field(default="AGENTDECK_HTTP_TOKENS", description="comma-separated bearer tokens")
+    auth_tokens_env: str = Field(default="AGENTDECK_HTTP_TOKENS", description="environment variable holding comma-separated bearer tokens")
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
