@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -85,3 +86,28 @@ def test_public_bind_with_tokens_starts(tmp_path: Path) -> None:
     write_config(tmp_path)
     with http_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok"), "--host", "0.0.0.0") as url:
         assert httpx2.get(url.replace("/mcp", "/healthz")).status_code == 200
+
+
+async def test_request_headers_narrow_the_tool_set_but_never_widen_it(tmp_path: Path) -> None:
+    from mcp.client.streamable_http import streamable_http_client
+
+    write_config(tmp_path)
+
+    async def names(url: str, headers: dict[str, str]) -> tuple[set[str], Any]:
+        async with httpx2.AsyncClient(headers=headers) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                listed = {t.name for t in (await client.list_tools()).tools}
+                spawn = await client.call_tool("spawn_agent", {"agent": "echo", "prompt": "x"})
+        return listed, spawn
+
+    with http_server(server_env(tmp_path)) as url:
+        read_only, spawn = await names(url, {"X-Agentdeck-Read-Only": "1"})
+        assert "get_run" in read_only and "spawn_agent" not in read_only
+        assert spawn.is_error and spawn.structured_content["code"] == "not_found"
+        channels, _ = await names(url, {"X-Agentdeck-Toolsets": "channels", "X-Agentdeck-Exclude-Tools": "list_channels"})
+        assert channels == {"send_channel_message", "receive_channel_messages"}
+        everything, spawn = await names(url, {})
+        assert "spawn_agent" in everything and not spawn.is_error
+    with http_server(server_env(tmp_path, AGENTDECK_READ_ONLY="1")) as url:
+        widened, spawn = await names(url, {"X-Agentdeck-Tools": "spawn_agent,get_run"})
+        assert widened == {"get_run"} and spawn.is_error

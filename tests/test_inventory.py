@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentdeck.backends import Deck
-from agentdeck.app import select_tools
+from agentdeck.selection import select_tools
 from agentdeck.errors import ConfigError
 from agentdeck.inventory import estimate_tokens, tools_list
 from agentdeck.tools import ALL_TOOLS, TOOLSETS

@@ -1,7 +1,7 @@
 """Builds the MCP server from the configuration: which backends, which tools, which resources.
 
-This is the one place that filters tools (toolsets, names, read-only, capabilities) and the
-one place that turns an `AgentdeckError` into an MCP tool result with isError and a code.
+Tools are filtered in selection.py; this is the one place that turns an `AgentdeckError` into
+an MCP tool result with isError and a code.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentdeck import __version__
 from agentdeck.backends import Deck
-from agentdeck.errors import AgentdeckError, ConfigError, InvalidArgument, NotFound, Unsupported
+from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unsupported
 from agentdeck.resources import register_resources
 from agentdeck.schemas import compact_schema, output_outline
-from agentdeck.tools import ALL_TOOLS, TOOLSETS, ToolSpec
+from agentdeck.selection import narrow_by_headers, select_tools
+from agentdeck.tools import ToolSpec
 
-__all__ = ["AgentdeckServer", "build_server", "select_tools"]
+__all__ = ["AgentdeckServer", "build_server"]
 
 log = logging.getLogger("agentdeck.tools")
 
@@ -64,35 +65,6 @@ class AgentdeckServer(MCPServer[Any]):
             if self._tool_manager.get_tool(name) is None:
                 return error_result(NotFound(f"No tool '{name}'. Call tools/list to see the tools this server has."))
             raise
-
-
-def select_tools(
-    deck: Deck,
-    *,
-    toolsets: list[str] | None = None,
-    tools: list[str] | None = None,
-    exclude_tools: list[str] | None = None,
-    read_only: bool = False,
-) -> list[ToolSpec]:
-    """Filter in a fixed order: capability, toolsets, names, exclusions, then read-only over all.
-
-    Raises:
-        ConfigError: a toolset or tool name that does not exist.
-    """
-    known = {spec.name for spec in ALL_TOOLS}
-    for kind, names, universe in (("toolset", toolsets, set(TOOLSETS)), ("tool", tools, known), ("tool", exclude_tools, known)):
-        unknown = sorted(set(names or ()) - universe)
-        if unknown:
-            raise ConfigError(f"unknown {kind} {', '.join(unknown)}; choose from {', '.join(sorted(universe))}")
-    selected = [spec for spec in ALL_TOOLS if deck.any_has(spec.capability)]
-    if toolsets:
-        selected = [spec for spec in selected if spec.toolset in toolsets]
-    if tools:
-        selected = [spec for spec in selected if spec.name in tools]
-    selected = [spec for spec in selected if spec.name not in set(exclude_tools or ())]
-    if read_only:
-        selected = [spec for spec in selected if spec.read_only]
-    return selected
 
 
 def _progress_for(ctx: Context[Any, Any]) -> Callable[[float, str], Awaitable[None]]:
@@ -182,6 +154,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
 
     tools = [_tool(spec, deck) for spec in selected]
     server = AgentdeckServer("agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools)
+    server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
     server.deck = deck  # type: ignore[attr-defined]
     return server
