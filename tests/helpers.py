@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -72,8 +75,20 @@ def write_config(directory: Path, toml: str | None = None) -> Path:
     return path
 
 
+_store_url: list[str | None] = [None]
+
+
+def use_store(url: str | None) -> None:
+    """Point the processes and configs built from here on at this store (None: the SQLite default)."""
+    _store_url[0] = url
+
+
+def store_url() -> str | None:
+    return _store_url[0]
+
+
 def server_env(directory: Path, identity: str = "tester", **extra: str) -> dict[str, str]:
-    """The environment of an agentdeck process under test: its own config and data dir only."""
+    """The environment of an agentdeck process under test: its own config, data dir and store only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTDECK_")}
     env.update(
         AGENTDECK_CONFIG=str(directory / "agentdeck.toml"),
@@ -81,8 +96,43 @@ def server_env(directory: Path, identity: str = "tester", **extra: str) -> dict[
         AGENTDECK_IDENTITY=identity,
         AGENTDECK_LOG_LEVEL="warning",
     )
+    if _store_url[0]:
+        env["AGENTDECK_STORE"] = _store_url[0]
     env.update(extra)
     return env
+
+
+def store_rows(directory: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a plain SQL query against the store the tests use (SQLite file or PostgreSQL schema)."""
+    url = _store_url[0]
+    if url:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+    with contextlib.closing(sqlite3.connect(directory / "data" / "agentdeck.db")) as db:
+        return [tuple(row) for row in db.execute(sql).fetchall()]
+
+
+@contextlib.contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A fresh, empty schema in the database at `base_url`; yields a URL whose search_path is it."""
+    import psycopg
+
+    schema = f"agentdeck_test_{secrets.token_hex(6)}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+    parts = urlsplit(base_url)
+    query = "&".join(p for p in (parts.query, "options=" + quote(f"-csearch_path={schema}")) if p)
+    try:
+        yield urlunsplit(parts._replace(query=query))
+    finally:
+        try:
+            with psycopg.connect(base_url, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '10s'")
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+        except psycopg.Error:
+            pass  # a straggling supervisor still holds it; the schema is uniquely named anyway
 
 
 def config_for(directory: Path, identity: str = "tester", toml: str | None = None, **extra: str) -> Config:
@@ -161,3 +211,13 @@ async def fail(client: Client, tool: str, arguments: dict[str, Any] | None = Non
     assert result.structured_content is not None, text
     assert text.startswith(result.structured_content["code"] + ": ")
     return result.structured_content
+
+
+def file_result(result: Any) -> dict[str, Any]:
+    """A download_session_file result as one dict: its facts plus the embedded resource's text or base64."""
+    assert not result.is_error, result.content
+    (resource,) = [block.resource for block in result.content if getattr(block, "type", None) == "resource"]
+    facts = dict(result.structured_content)
+    assert facts["text"] is None and facts["base64"] is None  # the bytes travel once, in the resource
+    assert resource.uri.startswith("agentdeck://files/")
+    return facts | {"text": getattr(resource, "text", None), "base64": getattr(resource, "blob", None), "mime_type": resource.mime_type}

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx2
 import pytest
+
+from tests.helpers import file_result
 from mcp import Client
 from mcp.types import CallToolResult
 
@@ -315,7 +317,7 @@ async def test_uploaded_text_is_listed_and_downloads_as_text(tmp_path: Path, app
         inside = _ok(await client.call_tool("list_session_files", {"run_id": SEED, "path": "notes"}))
         assert [(f["path"], f["size"]) for f in inside["files"]] == [("notes/plan.md", 7)]
         assert inside["files"][0]["modified_at"] is not None
-        content = _ok(await client.call_tool("download_session_file", {"run_id": SEED, "path": "notes/plan.md"}))
+        content = file_result(await client.call_tool("download_session_file", {"run_id": SEED, "path": "notes/plan.md"}))
         assert (content["text"], content["base64"], content["size"], content["truncated"]) == ("héllo\n", None, 7, False)
         (upload,) = _requests(app, "PUT", "/files/content")
         assert upload["query"] == {"api-version": "v1", "path": "notes/plan.md"}
@@ -328,7 +330,7 @@ async def test_binary_content_round_trips_through_base64(tmp_path: Path, app: An
         encoded = base64.b64encode(data).decode()
         _ok(await client.call_tool("upload_session_file", {"run_id": SEED, "path": "bin/blob.dat", "content": encoded, "encoding": "base64"}))
         assert app.read_file(AGENT, "seed-session", "bin/blob.dat") == data
-        content = _ok(await client.call_tool("download_session_file", {"run_id": SEED, "path": "bin/blob.dat"}))
+        content = file_result(await client.call_tool("download_session_file", {"run_id": SEED, "path": "bin/blob.dat"}))
         assert content["text"] is None and content["mime_type"] == "application/octet-stream"
         assert base64.b64decode(content["base64"]) == data
 
@@ -336,10 +338,10 @@ async def test_binary_content_round_trips_through_base64(tmp_path: Path, app: An
 async def test_download_over_max_bytes_is_truncated_and_says_so(tmp_path: Path, app: Any) -> None:
     async with _connect(tmp_path, app) as client:
         app.write_file(AGENT, "seed-session", "log.txt", "ab€".encode() * 10)  # 5 bytes per repeat
-        text = _ok(await client.call_tool("download_session_file", {"run_id": SEED, "path": "log.txt", "max_bytes": 8}))
+        text = file_result(await client.call_tool("download_session_file", {"run_id": SEED, "path": "log.txt", "max_bytes": 8}))
         assert (text["text"], text["size"], text["truncated"]) == ("ab€ab", 50, True)  # the cut euro sign is dropped
         app.write_file(AGENT, "seed-session", "raw.bin", b"\xff\xfe" * 10)
-        raw = _ok(await client.call_tool("download_session_file", {"run_id": SEED, "path": "raw.bin", "max_bytes": 3}))
+        raw = file_result(await client.call_tool("download_session_file", {"run_id": SEED, "path": "raw.bin", "max_bytes": 3}))
         assert (base64.b64decode(raw["base64"]), raw["size"], raw["truncated"]) == (b"\xff\xfe\xff", 20, True)
 
 
@@ -483,7 +485,7 @@ async def test_the_adapter_works_over_a_loopback_port(tmp_path: Path, app: Any) 
             run_id = _ok(await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": "go"}))["id"]
             data = base64.b64encode(b"\x00\x01binary\xff").decode()
             _ok(await client.call_tool("upload_session_file", {"run_id": run_id, "path": "in/x.bin", "content": data, "encoding": "base64"}))
-            content = _ok(await client.call_tool("download_session_file", {"run_id": run_id, "path": "in/x.bin"}))
+            content = file_result(await client.call_tool("download_session_file", {"run_id": run_id, "path": "in/x.bin"}))
             assert content["base64"] == data
             assert _ok(await client.call_tool("cancel_run", {"run_id": run_id}))["state"] == "waiting"
     assert app.faults.connections  # the calls went over real TCP connections

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx2
 import pytest
+
+from tests.helpers import file_result
 from mcp import Client
 
 from agentdeck.app import build_server
@@ -54,6 +56,9 @@ class Session:
         result = await self.call(tool, **arguments)
         assert not result.is_error, result.content[0].text
         return result.structured_content
+
+    async def file(self, **arguments: Any) -> dict[str, Any]:
+        return file_result(await self.call("download_session_file", **arguments))
 
     async def error(self, tool: str, **arguments: Any) -> dict[str, Any]:
         result = await self.call(tool, **arguments)
@@ -343,9 +348,9 @@ async def test_handoff_attachments_are_listed_and_downloaded_as_read_only_sessio
     async with connect(tmp_path, recorder) as mcp:
         home = await mcp.ok("list_session_files", run_id=done)
         notes = await mcp.ok("list_session_files", run_id=done, path="notes")
-        text = await mcp.ok("download_session_file", run_id=done, path="notes/summary.md")
-        cut = await mcp.ok("download_session_file", run_id=done, path="notes/summary.md", max_bytes=9)
-        binary = await mcp.ok("download_session_file", run_id=done, path="snapshot.tar.gz")
+        text = await mcp.file(run_id=done, path="notes/summary.md")
+        cut = await mcp.file(run_id=done, path="notes/summary.md", max_bytes=9)
+        binary = await mcp.file(run_id=done, path="snapshot.tar.gz")
         not_yet = await mcp.ok("list_session_files", run_id=running)
         missing = await mcp.error("download_session_file", run_id=done, path="missing.txt")
         nowhere = await mcp.error("list_session_files", run_id=done, path="nowhere")
@@ -471,7 +476,7 @@ async def test_spawn_wait_and_download_over_a_real_port(tmp_path: Path, app: Any
             app.add_handoff_attachment(run["id"], "result.txt", "done")
             done = await mcp.ok("wait_for_run", run_id=run["id"], timeout_seconds=5)
             listed = await mcp.ok("list_runs", state="succeeded")
-            content = await mcp.ok("download_session_file", run_id=run["id"], path="result.txt")
+            content = await mcp.file(run_id=run["id"], path="result.txt")
     assert done["state"] == "succeeded" and [r["id"] for r in listed["runs"]] == [run["id"]]
     assert content["text"] == "done"
     assert app.faults.connections  # real TCP connections reached the emulator

@@ -96,6 +96,9 @@ def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]
             if wants_progress:
                 kwargs["progress"] = _progress_for(ctx)
             result = await spec.handler(backend, **kwargs)
+            if spec.present is not None:
+                blocks, structured = spec.present(result)
+                return CallToolResult(content=blocks, structured_content=structured)
             return CallToolResult(content=[TextContent(type="text", text=result.summary())], structured_content=result.model_dump(mode="json"))
         except AgentdeckError as exc:
             outcome = exc.code

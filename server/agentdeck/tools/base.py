@@ -29,6 +29,8 @@ class ToolSpec:
     destructive: bool
     idempotent: bool
     open_world: bool
+    present: Callable[[Any], tuple[list[Any], dict[str, Any]]] | None = None
+    """Turns a result into (content blocks, structured content) when text plus the model's JSON won't do."""
 
     @property
     def description(self) -> str:
@@ -44,6 +46,7 @@ def tool(
     destructive: bool = False,
     idempotent: bool = False,
     open_world: bool = False,
+    present: Callable[[Any], tuple[list[Any], dict[str, Any]]] | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], ToolSpec]:
     """Declare a handler as a tool of `toolset`; every hint is stated, none is left to a default."""
 
@@ -58,6 +61,7 @@ def tool(
             destructive=destructive,
             idempotent=idempotent or read_only,
             open_world=open_world,
+            present=present,
         )
 
     return decorate
