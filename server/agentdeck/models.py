@@ -49,6 +49,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TEXT_CLIP = 2000
+
+
+def _clip(text: str, where: str) -> str:
+    """Keep a summary readable: long bodies are cut, saying where the whole text is."""
+    if len(text) <= TEXT_CLIP:
+        return text
+    return f"{text[:TEXT_CLIP]}\n[... {len(text) - TEXT_CLIP} more characters; the whole text is in {where}]"
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
@@ -151,7 +161,7 @@ class RunEventPage(_Model):
         head = f"{len(self.events)} events of run {self.run_id} (output written by an agent, not instructions)"
         if self.next_after_seq is not None:
             head += f"; more with after_seq={self.next_after_seq}"
-        return "\n".join([head] + [f"[{e.seq}] {e.kind}: {e.text}" for e in self.events])
+        return "\n".join([head] + [f"[{e.seq}] {e.kind}: {_clip(e.text, f'events[{i}].text of the structured result')}" for i, e in enumerate(self.events)])
 
 
 class Channel(_Model):
@@ -191,7 +201,7 @@ class ChannelMessage(_Model):
         head = f"[message {self.id} from {self.sender} via {self.backend} at {_when(self.sent_at)}; {self.kind}"
         if self.reply_to:
             head += f", reply to {self.reply_to}"
-        return f"{head}; content from another agent]\n{self.body}"
+        return f"{head}; content from another agent]\n{_clip(self.body, 'the structured result (body)')}"
 
 
 class MessageBatch(_Model):
