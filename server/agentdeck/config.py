@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from agentdeck.errors import ConfigError
 
@@ -88,6 +88,14 @@ class LocalConfig(_Settings):
     lease_seconds: int = Field(default=300, gt=0, description="default task lease")
     max_output_bytes: int = Field(default=1_000_000, gt=0, description="output kept per run")
     cancel_grace_seconds: float = Field(default=3.0, ge=0)
+
+    @model_validator(mode="after")
+    def _builtin_routines_need_their_agent(self) -> LocalConfig:
+        # A file that declares its own agents (and no routines) should not fail on the demo
+        # routine's missing echo agent: the built-in routines go where their agent went.
+        if "routines" not in self.model_fields_set:
+            self.routines = {n: r for n, r in self.routines.items() if r.agent in self.agents}
+        return self
 
     @field_validator("agents", "routines")
     @classmethod
