@@ -47,3 +47,10 @@ def test_tools_lists_each_tool_with_its_token_cost(tmp_path: Path) -> None:
     result = _run("tools", env=server_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "[runs]" in result.stdout and "wait_for_run" in result.stdout and "tokens in tools/list" in result.stdout
+
+
+def test_an_unknown_toolset_stops_the_server_at_start_with_the_choices(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    result = _run("serve", "--toolsets", "runs,nope", env=server_env(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown toolset nope" in result.stderr and "channels" in result.stderr
