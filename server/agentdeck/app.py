@@ -156,7 +156,15 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
             tg.cancel_scope.cancel()
 
     tools = [_tool(spec, deck) for spec in selected]
-    server = AgentdeckServer("agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools)
+    auth: dict[str, Any] = {}
+    if config.http.oauth is not None:
+        from agentdeck.oauth import IntrospectionVerifier, auth_settings
+
+        resource_url = f"http://{config.http.host}:{config.http.port}{config.http.path}"
+        auth = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
+    server = AgentdeckServer(
+        "agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools, **auth
+    )
     server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
     server.deck = deck  # type: ignore[attr-defined]

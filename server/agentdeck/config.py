@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "HttpConfig",
     "LocalConfig",
+    "OAuthConfig",
     "OzConfig",
     "RoutineConfig",
     "default_config_path",
@@ -165,6 +166,19 @@ BackendConfig = Annotated[
 ]
 
 
+class OAuthConfig(_Settings):
+    """OAuth 2.1 resource-server mode: tokens issued by `issuer_url`, checked by introspection."""
+
+    issuer_url: str = Field(description="the authorization server that issues tokens for this server")
+    introspection_url: str = Field(description="its RFC 7662 token introspection endpoint")
+    client_id: str | None = Field(default=None, description="this resource server's client id at the authorization server")
+    client_secret_env: str = Field(default="AGENTDECK_OAUTH_CLIENT_SECRET", description="environment variable holding the client secret")
+    resource_url: str | None = Field(default=None, description="this server's public MCP URL; default http://host:port/path")
+    required_scopes: list[str] = Field(default_factory=list)
+    validate_resource: bool = Field(default=True, description="accept only tokens issued for resource_url (RFC 8707)")
+    client_secret: SecretStr | None = Field(default=None, exclude=True)
+
+
 class HttpConfig(_Settings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
@@ -173,6 +187,7 @@ class HttpConfig(_Settings):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    oauth: OAuthConfig | None = Field(default=None, description="OAuth 2.1 resource-server mode instead of static tokens")
     tokens: list[SecretStr] = Field(default_factory=list, exclude=True)
 
 
@@ -327,6 +342,9 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> None:
                 backend.socket = str(home / "daemon.sock")
     tokens = env.get(config.http.auth_tokens_env, "")
     config.http.tokens = [SecretStr(t) for t in _split(tokens)]
+    if config.http.oauth is not None:
+        secret = env.get(config.http.oauth.client_secret_env)
+        config.http.oauth.client_secret = SecretStr(secret) if secret else None
 
 
 def _from_secrets_file(path: Path | None, name: str) -> str | None:

@@ -1,7 +1,8 @@
 """The Streamable HTTP face of the server: the MCP endpoint, /healthz, and who may call.
 
-Loopback by default. A non-loopback bind is refused unless bearer tokens are configured;
-tokens are compared in constant time. Host and Origin are checked against loopback names
+Loopback by default. A non-loopback bind is refused unless clients must authenticate: with
+static bearer tokens (compared in constant time) or OAuth 2.1 resource-server mode (oauth.py,
+enforced by the SDK). Host and Origin are checked against loopback names
 (plus configured ones) so a web page cannot reach a local server through DNS rebinding.
 """
 
@@ -74,10 +75,12 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> A
         ConfigError: a non-loopback host with no bearer tokens configured.
     """
     tokens = [t.get_secret_value() for t in config.http.tokens]
-    if not is_loopback(config.http.host) and not tokens:
+    if tokens and config.http.oauth is not None:
+        raise ConfigError(f"http.oauth and {config.http.auth_tokens_env} are both set; choose one way to authenticate clients")
+    if not is_loopback(config.http.host) and not tokens and config.http.oauth is None:
         raise ConfigError(
             f"refusing to serve on {config.http.host} without authentication: set {config.http.auth_tokens_env} "
-            "to one or more bearer tokens (comma-separated), or bind 127.0.0.1"
+            "to one or more bearer tokens (comma-separated), configure [http.oauth], or bind 127.0.0.1"
         )
 
     @server.custom_route("/healthz", methods=["GET"])

@@ -1,0 +1,62 @@
+"""OAuth 2.1 resource-server mode for the HTTP transport, through the MCP SDK.
+
+With `[http.oauth]` configured, the SDK serves the protected-resource metadata
+(/.well-known/oauth-protected-resource/...), answers a request without a valid token with 401
+and a WWW-Authenticate header pointing at that metadata, and asks this verifier about each
+bearer token. The verifier uses token introspection (RFC 7662) at the authorization server,
+authenticating as the resource server's client; the client secret comes from an environment
+variable and is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx2
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+
+from agentdeck.config import OAuthConfig
+
+__all__ = ["IntrospectionVerifier", "auth_settings"]
+
+log = logging.getLogger("agentdeck.oauth")
+
+
+def auth_settings(oauth: OAuthConfig, resource_url: str) -> AuthSettings:
+    return AuthSettings(
+        issuer_url=oauth.issuer_url,  # type: ignore[arg-type]
+        resource_server_url=oauth.resource_url or resource_url,  # type: ignore[arg-type]
+        required_scopes=oauth.required_scopes or None,
+        validate_token_resource=oauth.validate_resource,
+    )
+
+
+class IntrospectionVerifier:
+    """Asks the authorization server whether a token is active, and for what."""
+
+    def __init__(self, oauth: OAuthConfig, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self.url = oauth.introspection_url
+        secret = oauth.client_secret.get_secret_value() if oauth.client_secret else ""
+        self._auth = (oauth.client_id, secret) if oauth.client_id else None
+        self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(10.0, connect=5.0), transport=transport)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            response = await self._client.post(self.url, data={"token": token, "token_type_hint": "access_token"}, auth=self._auth)
+            body: Any = response.json() if response.is_success else {}
+        except (httpx2.HTTPError, ValueError) as exc:
+            log.warning("token introspection failed: %s", type(exc).__name__)
+            return None
+        if not isinstance(body, dict) or body.get("active") is not True:
+            return None
+        audience = body.get("aud")
+        return AccessToken(
+            token=token,
+            client_id=str(body.get("client_id", "")),
+            scopes=str(body.get("scope", "")).split(),
+            expires_at=body.get("exp"),
+            resource=audience[0] if isinstance(audience, list) and audience else audience,
+            subject=body.get("sub"),
+        )
