@@ -22,7 +22,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from agentdeck.config import _ENV_KEYS, AgentConfig, BackendConfig, Config, HttpConfig, LocalConfig, RoutineConfig
+from agentdeck.config import _ENV_KEYS, AgentConfig, BackendConfig, Config, HttpConfig, LocalConfig, OAuthConfig, RoutineConfig
 from agentdeck.tools import TOOLSETS
 
 __all__ = ["UPDATE_COMMAND", "backend_models", "documented_models", "render"]
@@ -98,7 +98,7 @@ def backend_models() -> list[type[BaseModel]]:
 
 def documented_models() -> list[type[BaseModel]]:
     """Every settings model the reference documents."""
-    return [Config, HttpConfig, LocalConfig, AgentConfig, RoutineConfig, *[m for m in backend_models() if m is not LocalConfig]]
+    return [Config, HttpConfig, OAuthConfig, LocalConfig, AgentConfig, RoutineConfig, *[m for m in backend_models() if m is not LocalConfig]]
 
 
 def render() -> str:
@@ -125,6 +125,7 @@ def _lines() -> Iterator[str]:
     yield from _env_section()
     yield from _model_section("Top level", Config)
     yield from _model_section("`[http]`", HttpConfig)
+    yield from _model_section("`[http.oauth]`", OAuthConfig, level=3)
     yield "## Backends"
     yield ""
     yield "Each backend is a `[backends.NAME]` table whose `kind` picks the platform; several can be"
@@ -206,7 +207,7 @@ def _type_cell(field: FieldInfo) -> str:
 
 
 _NAMES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
-_TABLES: dict[Any, str] = {AgentConfig: "agent", RoutineConfig: "routine", HttpConfig: "table"}
+_TABLES: dict[Any, str] = {AgentConfig: "agent", RoutineConfig: "routine", HttpConfig: "table", OAuthConfig: "table"}
 
 
 def _type(annotation: Any) -> str:
@@ -215,6 +216,8 @@ def _type(annotation: Any) -> str:
         return _type(args[0])
     if origin in (Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return _type(members[0])
         if all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
             return "backend"
         return " or ".join(_type(m) for m in members)
