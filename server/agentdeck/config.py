@@ -174,7 +174,7 @@ class OAuthConfig(_Settings):
     client_id: str | None = Field(default=None, description="this resource server's client id at the authorization server")
     client_secret_env: str = Field(default="AGENTDECK_OAUTH_CLIENT_SECRET", description="environment variable holding the client secret")
     resource_url: str | None = Field(default=None, description="this server's public MCP URL; default http://host:port/path")
-    required_scopes: list[str] = Field(default_factory=list)
+    required_scopes: list[str] = Field(default_factory=list, description="scopes every token must carry")
     validate_resource: bool = Field(default=True, description="accept only tokens issued for resource_url (RFC 8707)")
     client_secret: SecretStr | None = Field(default=None, exclude=True)
 
