@@ -33,7 +33,8 @@ command = ["{sys.executable}", "-m", "agentdeck.backends.local.echo", "{{prompt}
 agent = "echo"
 """
 # Nesting past about 64 levels makes the SDK's stdio reader drop the message unanswered (its JSON
-# validation gives up and the request never reaches a handler); 50 levels stays within what it parses.
+# validation gives up before any handler sees it: modelcontextprotocol/python-sdk issue 2751, open);
+# 50 levels stays within what it parses.
 # Waiting tools would honour a generated 50 s wait; the property is about answers, not patience.
 WAIT_ARGUMENTS = ("wait_seconds", "timeout_seconds")
 
