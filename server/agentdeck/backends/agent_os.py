@@ -31,7 +31,7 @@ from agentdeck.backends.agent_os_models import (
     run_from_agent_os,
 )
 from agentdeck.backends.base import Backend, Capability, Progress
-from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
@@ -87,17 +87,17 @@ class AgentOsBackend(Backend):
     # agents ------------------------------------------------------------------------------
 
     async def list_agents(self) -> AgentList:
-        agents: dict[str, Agent] = {}
-        for page in range(_AGENT_PAGES):
+        async def page(offset: int) -> tuple[list[Any], int | None]:
             # GUESS: PaginationParams are limit/offset and the wrapper is {items, total}.
-            body = await self._call("GET", "/agents", params={"limit": _AGENT_PAGE, "offset": page * _AGENT_PAGE})
+            body = await self._call("GET", "/agents", params={"limit": _AGENT_PAGE, "offset": offset})
             items = items_of(body)
-            fresh = [a for a in items if isinstance(a, dict) and a.get("id") and a["id"] not in agents]
-            for item in fresh:
-                agents[item["id"]] = agent_from_agent_os(item, self.name)
             total = body.get("total") if isinstance(body, dict) else None
-            if not fresh or len(items) < _AGENT_PAGE or (isinstance(total, int) and len(agents) >= total):
-                break
+            more = len(items) == _AGENT_PAGE and not (isinstance(total, int) and offset + _AGENT_PAGE >= total)
+            return [a for a in items if isinstance(a, dict) and a.get("id")], offset + _AGENT_PAGE if more else None
+
+        agents: dict[str, Agent] = {}
+        for item in await collect_pages(page, 0, max_pages=_AGENT_PAGES, max_items=_AGENT_PAGES * _AGENT_PAGE):
+            agents.setdefault(item["id"], agent_from_agent_os(item, self.name))  # a server ignoring offset repeats pages
         return AgentList(agents=list(agents.values()))
 
     async def spawn_agent(

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agentdeck.backends.base import Backend, Capability
-from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
 from agentdeck.models import Agent, AgentList, Artifact, Routine, RoutineList, Run, RunError, RunPage
 
@@ -128,13 +128,11 @@ class ArchAstroBackend(Backend):
         return AgentList(agents=agents)
 
     async def _agents(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for page in range(1, AGENT_PAGES + 1):
-            body = await self._call("GET", "/agents", params={"page": page, "page_size": 100})
-            found += body.get("data") or []
-            if not body.get("has_next"):
-                break
-        return found
+        async def page(number: int) -> tuple[list[Any], int | None]:
+            body = await self._call("GET", "/agents", params={"page": number, "page_size": 100})
+            return body.get("data") or [], number + 1 if body.get("has_next") else None
+
+        return await collect_pages(page, 1, max_pages=AGENT_PAGES, max_items=AGENT_PAGES * 100)
 
     async def _agent_id(self, ref: str) -> str:
         """An agent id for `ref`: an agi_ id as is, else the agent whose lookup key (or else name) it is."""

@@ -33,7 +33,7 @@ import httpx2
 
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, describe, home_path, iso, timestamp, utf8
-from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, redact
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages, redact
 from agentdeck.config import AzureFoundryConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.models import Agent, AgentList, FileContent, Run, RunPage, SessionFile, SessionFileList
@@ -335,26 +335,23 @@ class AzureFoundryBackend(Backend):
     async def list_session_files(self, run_id: str, path: str = "") -> SessionFileList:
         clean = home_path(path, allow_home=True)
         files_path, run = self._files(run_id)
-        entries: list[SessionFile] = []
-        after: str | None = None
-        while len(entries) < _MAX_LIST_ENTRIES:
+
+        async def page(after: str | None) -> tuple[list[Any], str | None]:
             params = {"limit": 100, "order": "asc", **({"path": clean} if clean else {}), **({"after": after} if after else {})}
-            page = await self._json("GET", files_path, params=params)
-            items = page.get("entries") or []
-            for item in items:
-                name = str(item["name"])
-                entries.append(
-                    SessionFile(
-                        path=posixpath.join(clean, name) if clean else name,
-                        backend=self.name,
-                        is_dir=bool(item.get("is_directory")),
-                        size=None if item.get("is_directory") else item.get("size"),
-                        modified_at=timestamp(item.get("modified_time")),
-                    )
-                )
-            after = page.get("last_id")
-            if not items or not after or page.get("has_more") is False:
-                break
+            body = await self._json("GET", files_path, params=params)
+            items = body.get("entries") or []
+            return items, body.get("last_id") if items and body.get("has_more") is not False else None
+
+        entries = [
+            SessionFile(
+                path=posixpath.join(clean, str(item["name"])) if clean else str(item["name"]),
+                backend=self.name,
+                is_dir=bool(item.get("is_directory")),
+                size=None if item.get("is_directory") else item.get("size"),
+                modified_at=timestamp(item.get("modified_time")),
+            )
+            for item in await collect_pages(page, max_items=_MAX_LIST_ENTRIES, max_pages=_MAX_LIST_ENTRIES // 100 + 1)
+        ]
         return SessionFileList(run_id=run, backend=self.name, path=clean, files=entries)
 
     async def upload_session_file(self, run_id: str, path: str, content: bytes) -> SessionFileList:

@@ -19,7 +19,7 @@ import json as jsonlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +38,7 @@ from agentdeck.errors import (
     Unavailable,
 )
 
-__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUTS", "PlatformClient", "RetryPolicy", "ServerSentEvent", "Timeouts", "redact"]
+__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUTS", "PlatformClient", "RetryPolicy", "ServerSentEvent", "Timeouts", "collect_pages", "redact"]
 
 log = logging.getLogger("agentdeck.http")
 
@@ -273,6 +273,27 @@ class PlatformClient:
         if 400 <= status < 500:
             return InvalidArgument(f"{text}. Correct the arguments and call again.")
         return Unavailable(f"{text}. The platform failed; call again in a little while.", retryable=True)
+
+
+Page = tuple[list[Any], Any]
+"""A page's items and the cursor of the next page (None at the end)."""
+
+
+async def collect_pages(fetch: Callable[[Any], Awaitable[Page]], first: Any = None, *, max_items: int = 1000, max_pages: int = 20) -> list[Any]:
+    """Follow a platform's paging from `first` until it ends, or the item or page bound is hit.
+
+    `fetch(cursor)` reads one page in whatever style the platform pages (cursor, page
+    number, offset) and says where the next one starts; bounds keep one call from reading
+    an unbounded listing.
+    """
+    items: list[Any] = []
+    cursor = first
+    for _ in range(max_pages):
+        page, cursor = await fetch(cursor)
+        items += page
+        if cursor is None or not page or len(items) >= max_items:
+            break
+    return items[:max_items]
 
 
 def dumps(value: Any) -> str:
