@@ -109,7 +109,7 @@ def store_rows(directory: Path, sql: str) -> list[tuple[Any, ...]]:
         import psycopg
 
         with psycopg.connect(url) as conn:
-            return [tuple(row) for row in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
     with contextlib.closing(sqlite3.connect(directory / "data" / "agentdeck.db")) as db:
         return [tuple(row) for row in db.execute(sql).fetchall()]
 
@@ -121,7 +121,7 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 
     schema = f"agentdeck_test_{secrets.token_hex(6)}"
     with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA "{schema}"')
     parts = urlsplit(base_url)
     query = "&".join(p for p in (parts.query, "options=" + quote(f"-csearch_path={schema}")) if p)
     try:
@@ -130,7 +130,7 @@ def postgres_schema(base_url: str) -> Iterator[str]:
         try:
             with psycopg.connect(base_url, autocommit=True) as conn:
                 conn.execute("SET lock_timeout = '10s'")
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         except psycopg.Error:
             pass  # a straggling supervisor still holds it; the schema is uniquely named anyway
 

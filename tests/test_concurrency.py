@@ -1,16 +1,21 @@
-"""Several agentdeck processes on one data dir: every task is completed exactly once."""
+"""Several agentdeck processes on one store: every task is completed exactly once.
+
+On PostgreSQL each process connects separately, and claims skip the rows others hold.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 
-from tests.helpers import call, server_env, stdio_params, write_config
+from tests.helpers import call, server_env, stdio_params, store_rows, write_config
+
+pytestmark = pytest.mark.usefixtures("store_url")
 
 WORKERS = 4
 TASKS = 200
@@ -46,8 +51,7 @@ async def test_four_processes_claiming_one_queue_complete_each_task_exactly_once
 
     counts = Counter(completed)
     assert len(counts) == TASKS and set(counts.values()) == {1}
-    db = sqlite3.connect(tmp_path / "data" / "agentdeck.db")
-    rows = db.execute("SELECT state, attempts, COUNT(*) FROM tasks GROUP BY state, attempts").fetchall()
+    rows = store_rows(tmp_path, "SELECT state, attempts, COUNT(*) FROM tasks GROUP BY state, attempts")
     assert rows == [("completed", 1, TASKS)]
-    holders = db.execute("SELECT COUNT(DISTINCT holder) FROM task_attempts").fetchone()[0]
+    holders = store_rows(tmp_path, "SELECT COUNT(DISTINCT holder) FROM task_attempts")[0][0]
     assert holders > 1  # the work really was shared between processes

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,10 +20,10 @@ import anyio
 import pytest
 from mcp import Client
 
-from agentdeck.backends.local.store import Store
-from tests.helpers import call, config_for, local_client, server_env, stdio_params, write_config
+from agentdeck.backends.local.store_api import Store
+from tests.helpers import call, config_for, local_client, server_env, stdio_params, store_rows, write_config
 
-pytestmark = pytest.mark.skipif(not Path("/proc").exists(), reason="finds server processes through /proc")
+pytestmark = [pytest.mark.skipif(not Path("/proc").exists(), reason="finds server processes through /proc"), pytest.mark.usefixtures("store_url")]
 
 
 def _server_pid(identity: str) -> int | None:
@@ -76,12 +75,10 @@ async def test_killed_claimers_neither_lose_nor_double_complete_tasks(tmp_path: 
     async with local_client(config_for(tmp_path, "planner")) as planner:
         for i in range(60):
             await call(planner, "create_task", {"title": f"t{i}", "queue": "crash"})
-    db = tmp_path / "data" / "agentdeck.db"
     acknowledged: list[str] = []
 
     def remaining() -> int:
-        with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM tasks WHERE state != 'completed'").fetchone()[0])
+        return int(store_rows(tmp_path, "SELECT COUNT(*) FROM tasks WHERE state != 'completed'")[0][0])
 
     async def claim_loop(client: Client) -> None:
         while remaining():
@@ -104,9 +101,8 @@ async def test_killed_claimers_neither_lose_nor_double_complete_tasks(tmp_path: 
             stop.set()
     assert sum(w.restarts for w in workers) >= 1
     assert len(acknowledged) == len(set(acknowledged))
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall() == [("completed", 60)]
-        done = Counter(row[0] for row in conn.execute("SELECT task_id FROM task_attempts WHERE outcome = 'completed'"))
+    assert store_rows(tmp_path, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("completed", 60)]
+    done = Counter(row[0] for row in store_rows(tmp_path, "SELECT task_id FROM task_attempts WHERE outcome = 'completed'"))
     assert len(done) == 60 and set(done.values()) == {1}
 
 
@@ -173,10 +169,9 @@ async def test_killed_spawners_leave_one_run_per_key_and_every_run_finishes(tmp_
             assert (await call(client, "wait_for_run", {"run_id": run["id"]}))["state"] == "succeeded"
 
 
-async def test_a_run_recorded_but_never_started_is_failed_not_left_queued(tmp_path: Path) -> None:
+async def test_a_run_recorded_but_never_started_is_failed_not_left_queued(tmp_path: Path, store: Store) -> None:
     config = config_for(tmp_path)
-    store = Store(tmp_path / "data" / "agentdeck.db")
-    store.create_run(
+    await store.create_run(
         {"id": "run_orphan", "agent": "echo", "prompt": "x", "name": None, "created_at": time.time() - 600, "parent_run_id": None, "depth": 0,
          "thread_id": "run_orphan", "followup_of": None, "routine": None, "created_by": "gone", "workspace": None, "ttl_seconds": 60, "metadata": None},
         "test",

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import Client
 
 from tests.helpers import call, config_for, fail, local_client, stdio_params, server_env, write_config
+
+pytestmark = pytest.mark.usefixtures("store_url")
 
 
 async def test_messages_arrive_in_order_once_per_reader_and_never_back_to_the_sender(tmp_path: Path) -> None:
@@ -93,3 +96,4 @@ async def test_waiting_receive_wakes_within_a_second_when_another_process_sends(
             latency = anyio.current_time() - sent_at
         assert [m["body"] for m in result["batch"]["messages"]] == ["ping"]  # type: ignore[index]
         assert latency < 1.0
+

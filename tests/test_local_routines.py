@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import call, config_for, fail, local_client
+
+pytestmark = pytest.mark.usefixtures("store_url")
 
 
 async def test_invoke_routine_runs_its_agent_with_the_prompt_template(tmp_path: Path) -> None:

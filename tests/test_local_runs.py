@@ -8,7 +8,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agentdeck.backends.local.store_api import Store
 from tests.helpers import call, config_for, fail, local_client
+
+pytestmark = pytest.mark.usefixtures("store_url")
 
 
 def _pids_with(marker: str) -> list[int]:
@@ -186,7 +189,7 @@ async def test_list_runs_pages_lose_and_repeat_nothing_while_runs_are_added(tmp_
         assert {r["id"] for r in newest["runs"]} == {r["id"] for r in added}
 
 
-async def test_a_run_whose_supervisor_was_killed_is_reported_failed_not_running_forever(tmp_path: Path) -> None:
+async def test_a_run_whose_supervisor_was_killed_is_reported_failed_not_running_forever(tmp_path: Path, store: Store) -> None:
     import signal
 
     async with local_client(config_for(tmp_path)) as client:
@@ -194,9 +197,7 @@ async def test_a_run_whose_supervisor_was_killed_is_reported_failed_not_running_
         with anyio.fail_after(15):
             while (await call(client, "get_run", {"run_id": run["id"]}))["state"] != "running":
                 await anyio.sleep(0.05)
-        from agentdeck.backends.local.store import Store
-
-        row = Store(tmp_path / "data" / "agentdeck.db").get_run(run["id"])
+        row = await store.get_run(run["id"])
         assert row is not None
         os.kill(row["supervisor_pid"], signal.SIGKILL)
         os.killpg(row["child_pid"], signal.SIGKILL)

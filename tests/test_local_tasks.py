@@ -4,80 +4,75 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentdeck.backends.local.store import LeaseError, Store, new_id
+import pytest
+
+from agentdeck.backends.local.store_api import LeaseError, Store, new_id
 from tests.helpers import call, config_for, fail, local_client
 
-
-def _store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "agentdeck.db")
+pytestmark = pytest.mark.usefixtures("store_url")
 
 
-def _add(store: Store, title: str, queue: str = "q", priority: int = 0, max_attempts: int = 3, now: float = 1000.0) -> str:
+async def _add(store: Store, title: str, queue: str = "q", priority: int = 0, max_attempts: int = 3, now: float = 1000.0) -> str:
     task = {"id": new_id("task"), "queue": queue, "title": title, "payload": None, "priority": priority, "max_attempts": max_attempts, "created_at": now}
-    return store.create_task(task, "test", None)["id"]
+    return (await store.create_task(task, "test", None))["id"]
 
 
-def test_claims_follow_priority_then_age(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    old_low = _add(store, "old low", now=1.0)
-    new_high = _add(store, "new high", priority=5, now=2.0)
-    new_low = _add(store, "new low", now=3.0)
-    order = [store.claim_next("q", "w", 60, 10.0)["id"] for _ in range(3)]  # type: ignore[index]
+async def test_claims_follow_priority_then_age(store: Store) -> None:
+    old_low = await _add(store, "old low", now=1.0)
+    new_high = await _add(store, "new high", priority=5, now=2.0)
+    new_low = await _add(store, "new low", now=3.0)
+    order = [(await store.claim_next("q", "w", 60, 10.0))["id"] for _ in range(3)]  # type: ignore[index]
     assert order == [new_high, old_low, new_low]
-    assert store.claim_next("q", "w", 60, 10.0) is None
+    assert await store.claim_next("q", "w", 60, 10.0) is None
 
 
-def test_an_expired_lease_returns_the_task_to_the_queue_and_fences_out_the_old_holder(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    task_id = _add(store, "t")
-    first = store.claim_next("q", "slow", 30, 100.0)
+async def test_an_expired_lease_returns_the_task_to_the_queue_and_fences_out_the_old_holder(store: Store) -> None:
+    task_id = await _add(store, "t")
+    first = await store.claim_next("q", "slow", 30, 100.0)
     assert first is not None
-    second = store.claim_next("q", "fast", 30, 131.0)
+    second = await store.claim_next("q", "fast", 30, 131.0)
     assert second is not None and second["id"] == task_id and second["attempts"] == 2
     for call_old in (
         lambda: store.heartbeat(first["lease_run_id"], first["claim_token"], 30, 132.0),
         lambda: store.settle(first["lease_run_id"], first["claim_token"], "completed", 132.0),
     ):
         try:
-            call_old()
+            await call_old()
         except LeaseError as exc:
             assert "claimed again" in exc.reason
         else:
             raise AssertionError("the stale holder was not refused")
-    done = store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, result={"ok": True})
+    done = await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, result={"ok": True})
     assert done["state"] == "completed"
 
 
-def test_a_lease_that_expired_without_a_new_claim_is_refused_too(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _add(store, "t")
-    lease = store.claim_next("q", "w", 30, 100.0)
+async def test_a_lease_that_expired_without_a_new_claim_is_refused_too(store: Store) -> None:
+    await _add(store, "t")
+    lease = await store.claim_next("q", "w", 30, 100.0)
     assert lease is not None
     try:
-        store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 131.0)
+        await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 131.0)
     except LeaseError as exc:
         assert "expired" in exc.reason
     else:
         raise AssertionError("an expired lease completed its task")
 
 
-def test_heartbeat_extends_the_lease_past_its_first_expiry(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    _add(store, "t")
-    lease = store.claim_next("q", "w", 30, 100.0)
+async def test_heartbeat_extends_the_lease_past_its_first_expiry(store: Store) -> None:
+    await _add(store, "t")
+    lease = await store.claim_next("q", "w", 30, 100.0)
     assert lease is not None
-    extended = store.heartbeat(lease["lease_run_id"], lease["claim_token"], 30, 125.0)
+    extended = await store.heartbeat(lease["lease_run_id"], lease["claim_token"], 30, 125.0)
     assert extended["lease_expires_at"] == 155.0
-    assert store.claim_next("q", "other", 30, 140.0) is None
-    assert store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 150.0)["state"] == "completed"
+    assert await store.claim_next("q", "other", 30, 140.0) is None
+    assert (await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 150.0))["state"] == "completed"
 
 
-def test_expired_lease_on_the_last_attempt_fails_the_task(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    task_id = _add(store, "t", max_attempts=1)
-    assert store.claim_next("q", "w", 30, 100.0) is not None
-    assert store.claim_next("q", "w", 30, 200.0) is None
-    task = store.get_task(task_id)
+async def test_expired_lease_on_the_last_attempt_fails_the_task(store: Store) -> None:
+    task_id = await _add(store, "t", max_attempts=1)
+    assert await store.claim_next("q", "w", 30, 100.0) is not None
+    assert await store.claim_next("q", "w", 30, 200.0) is None
+    task = await store.get_task(task_id)
     assert task is not None and task["state"] == "failed" and "expired" in task["error"]
 
 

@@ -1,8 +1,9 @@
 """The local backend: the embedded platform behind the Backend interface.
 
 Runs are subprocesses watched by a supervisor process each (supervisor.py); channels, task
-queues and idempotency keys live in the SQLite store (store.py); waits wake up across
-processes through wakeups.py. Store calls are blocking, so they run in a worker thread.
+queues and idempotency keys live in the store (store_api.py: SQLite by default, PostgreSQL
+for a `postgresql://` store URL); waits wake up across processes through wakeups.py. The
+backend only sees the async Store interface and does not care which one it has.
 """
 
 from __future__ import annotations
@@ -10,27 +11,29 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.abc
 
 from agentdeck.backends.base import Backend, Capability, Progress
 from agentdeck.backends.local.notify import wake_dir
-from agentdeck.backends.local.store import LeaseError, Store, UnknownClaim, new_id
-from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.local.store_api import LeaseError, Store, UnknownClaim, describe_store, is_postgres, new_id, open_store, sqlite_path
+from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.config import LocalConfig
-from agentdeck.errors import Conflict, InvalidArgument, LeaseLost, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, NotFound
 from agentdeck.models import (
     Agent,
     AgentList,
@@ -52,7 +55,8 @@ from agentdeck.models import (
 
 __all__ = ["LocalBackend"]
 
-T = TypeVar("T")
+log = logging.getLogger("agentdeck.local")
+
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _QUEUE = _CHANNEL
 _NEVER_STARTED_SECONDS = 60.0
@@ -131,19 +135,52 @@ class LocalBackend(Backend):
         self.data_dir = data_dir
         self._config_path = config_path
         self.workspace_root = (config.workspace_root or data_dir / "workspaces").resolve()
-        self.store = Store(data_dir / "agentdeck.db")
-        self.wakeups = Wakeups(wake_dir(data_dir))
-        self._limiter = anyio.CapacityLimiter(1)
+        self.store: Store = open_store(config.store, data_dir)
+        self.wakeups: Wakeups = self._wakeups_for(self.store)
+        self._host = socket.gethostname()
+        self._sessions = 0
+
+    def _wakeups_for(self, store: Store) -> Wakeups:
+        if store.kind == "postgresql":
+            from agentdeck.backends.local.postgres_wakeups import PostgresWakeups
+
+            return PostgresWakeups(store)  # type: ignore[arg-type]
+        return SocketWakeups(wake_dir(self.data_dir))
 
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        try:
+            await self.store.open()
+        except AgentdeckError as exc:
+            # Serve anyway: each call answers `unavailable` until the store is back, which a
+            # client can show, where a server that exits at start only shows "disconnected".
+            log.warning("the store is not reachable yet: %s", exc.message)
         self.wakeups.open()
+        self._sessions += 1
+        task_group.start_soon(self._close_store_when_done)
+
+    async def _close_store_when_done(self) -> None:
+        # A pooled store belongs to the event loop that opened it, so it is closed when the
+        # last server session on that loop ends, not later from another loop; a later call
+        # opens it again.
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._sessions -= 1
+            if self._sessions == 0:
+                with anyio.CancelScope(shield=True):
+                    await self.store.close()
 
     async def aclose(self) -> None:
         self.wakeups.close()
-        self.store.close()
+        await self.store.close()
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+    async def doctor(self) -> list[tuple[bool, str, str]]:
+        """Reach the store and report its schema version."""
+        try:
+            version = await self.store.schema_version()
+        except AgentdeckError as exc:
+            return [(False, "store", f"{describe_store(self.config.store)}: {exc.message}")]
+        return [(True, "store", f"{describe_store(self.config.store)}, schema version {version}")]
 
     # agents and runs --------------------------------------------------------------------
 
@@ -183,13 +220,13 @@ class LocalBackend(Backend):
         _json_size(fields.get("metadata"), "metadata", 16 * 1024)
         depth = 0
         if parent_run_id:
-            parent = await self._db(self.store.get_run, parent_run_id)
+            parent = await self.store.get_run(parent_run_id)
             if parent is None:
                 raise NotFound(f"No parent run '{parent_run_id}'; pass a run id from list_runs, or omit parent_run_id.")
             depth = parent["depth"] + 1
             if depth > self.config.max_depth:
                 raise Conflict(f"Spawn budget: runs may nest at most {self.config.max_depth} deep; finish this work without spawning.")
-            if await self._db(self.store.count_children, parent_run_id) >= self.config.max_children:
+            if await self.store.count_children(parent_run_id) >= self.config.max_children:
                 raise Conflict(f"Spawn budget: run {parent_run_id} already has {self.config.max_children} children; wait for them instead.")
         cwd = self._workspace(fields.pop("workspace", None))
         ttl = fields.pop("ttl_seconds", None) or spec.ttl_seconds
@@ -210,10 +247,10 @@ class LocalBackend(Backend):
             "ttl_seconds": ttl,
             "metadata": fields.get("metadata"),
         }
-        stored, created = await self._db(self.store.create_run, row, scope, key)
+        stored, created = await self.store.create_run(row, scope, key)
         if created:
             self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl)
-            self.wakeups.publish("runs")
+            await self.wakeups.publish("runs")
         return self._run(stored)
 
     def _workspace(self, workspace: str | None) -> Path:
@@ -237,8 +274,11 @@ class LocalBackend(Backend):
         )
         if self._config_path:
             env["AGENTDECK_CONFIG"] = self._config_path
+        if self.config.store:
+            env["AGENTDECK_STORE"] = self.config.store  # the agent's own agentdeck shares this store
         spec = {
-            "db": str(self.store.path),
+            "store": self.config.store if is_postgres(self.config.store) else None,
+            "db": "" if is_postgres(self.config.store) else str(sqlite_path(self.config.store, self.data_dir)),
             "data_dir": str(self.data_dir),
             "run_id": run["id"],
             "argv": argv,
@@ -261,7 +301,7 @@ class LocalBackend(Backend):
         threading.Thread(target=proc.wait, daemon=True).start()
 
     async def _get(self, run_id: str) -> dict[str, Any]:
-        row = await self._db(self.store.get_run, run_id)
+        row = await self.store.get_run(run_id)
         if row is None:
             raise NotFound(f"No run '{run_id}' on backend '{self.name}'; list_runs shows the runs that exist.")
         return await self._reap(row)
@@ -271,16 +311,20 @@ class LocalBackend(Backend):
         if row["state"] not in ("queued", "running"):
             return row
         if row["supervisor_pid"]:
-            if _pid_alive(row["supervisor_pid"]):
-                return row
+            if not self._supervised_here(row) or _pid_alive(row["supervisor_pid"]):
+                return row  # alive, or on another machine where this process cannot tell
             code, message = "supervisor_lost", "the process watching this run died (killed or machine restarted); its outcome is unknown"
         elif time.time() - row["created_at"] > _NEVER_STARTED_SECONDS:
             code, message = "never_started", "the run was recorded but its process never started"
         else:
             return row
-        if await self._db(self.store.finish_run, row["id"], "failed", time.time(), error_code=code, error_message=message):
-            self.wakeups.publish(f"run:{row['id']}", "runs")
-        return await self._db(self.store.get_run, row["id"]) or row
+        if await self.store.finish_run(row["id"], "failed", time.time(), error_code=code, error_message=message):
+            await self.wakeups.publish(f"run:{row['id']}", "runs")
+        return await self.store.get_run(row["id"]) or row
+
+    def _supervised_here(self, row: dict[str, Any]) -> bool:
+        """Whether the run's supervisor pid means a process on this machine."""
+        return row.get("supervisor_host") in (None, self._host)
 
     def _run(self, row: dict[str, Any]) -> Run:
         error = RunError(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
@@ -319,14 +363,14 @@ class LocalBackend(Backend):
         cursor: str | None = None,
         routine: str | None = None,
     ) -> RunPage:
-        filters = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
+        filters: dict[str, Any] = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
         if created_after is not None:
             moment = created_after if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc)
             # Times travel as ISO strings with microseconds; a run created within that same
             # microsecond is not "after" it, whatever the stored float's extra digits say.
             filters["created_after"] = moment.timestamp() + 0.0000005
         before = _uncursor(cursor) if cursor else None
-        rows = await self._db(self.store.list_runs, filters, limit + 1, before)
+        rows = await self.store.list_runs(filters, limit + 1, before)
         page = [await self._reap(r) for r in rows[:limit]]
         next_cursor = _cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
         return RunPage(runs=[self._run(r) for r in page], next_cursor=next_cursor)
@@ -335,14 +379,16 @@ class LocalBackend(Backend):
         row = await self._get(run_id)
         if row["state"] in ("succeeded", "failed", "cancelled"):
             raise Conflict(f"Run {run_id} already ended ({row['state']}); there is nothing to cancel.")
-        await self._db(self.store.request_cancel, run_id)
-        if row["supervisor_pid"] and _pid_alive(row["supervisor_pid"]):
+        await self.store.request_cancel(run_id)
+        if row["supervisor_pid"] and not self._supervised_here(row):
+            pass  # a supervisor on another machine sees cancel_requested within a second
+        elif row["supervisor_pid"] and _pid_alive(row["supervisor_pid"]):
             try:
                 os.kill(row["supervisor_pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        elif await self._db(self.store.finish_run, run_id, "cancelled", time.time()):
-            self.wakeups.publish(f"run:{run_id}", "runs")
+        elif await self.store.finish_run(run_id, "cancelled", time.time()):
+            await self.wakeups.publish(f"run:{run_id}", "runs")
         return await self._wait(run_id, self.config.cancel_grace_seconds + 5.0, None)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
@@ -368,6 +414,7 @@ class LocalBackend(Backend):
             event = self.wakeups.register(topic)
             try:
                 run = self._run(await self._get(run_id))
+                self.wakeups.open()  # a no-op once listening; starts it if the store was down at start
                 remaining = deadline - time.monotonic()
                 if run.done or remaining <= 0:
                     return run
@@ -380,7 +427,7 @@ class LocalBackend(Backend):
 
     async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
         row = await self._get(run_id)
-        rows = await self._db(self.store.run_events, run_id, after_seq or 0, limit)
+        rows = await self.store.run_events(run_id, after_seq or 0, limit)
         events = [RunEvent(seq=r["seq"], at=_ts(r["at"]), kind=r["kind"], text=r["text"]) for r in rows]  # type: ignore[arg-type]
         last = events[-1].seq if events else (after_seq or 0)
         more = last < row["last_seq"] or row["state"] not in ("succeeded", "failed", "cancelled")
@@ -448,7 +495,7 @@ class LocalBackend(Backend):
         )
 
     async def list_channels(self) -> ChannelList:
-        rows = await self._db(self.store.list_channels)
+        rows = await self.store.list_channels()
         return ChannelList(
             channels=[Channel(name=r["name"], backend=self.name, message_count=r["message_count"], last_message_at=_ts(r["last_message_at"])) for r in rows]
         )
@@ -467,7 +514,7 @@ class LocalBackend(Backend):
         _text_size(body, "body", MAX_BODY_BYTES)
         reply_id = None
         if reply_to is not None:
-            original = await self._db(self.store.get_message, int(reply_to)) if reply_to.isdigit() else None
+            original = await self.store.get_message(int(reply_to)) if reply_to.isdigit() else None
             if original is None or original["channel"] != name:
                 raise NotFound(f"No message '{reply_to}' on #{name} to reply to; use an id from receive_channel_messages.")
             reply_id = original["id"]
@@ -480,8 +527,8 @@ class LocalBackend(Backend):
             "reply_to": reply_id,
             "sent_at": time.time(),
         }
-        row = await self._db(self.store.append_message, message, f"send:{self.identity}", idempotency_key)
-        self.wakeups.publish(f"channel:{name}")
+        row = await self.store.append_message(message, f"send:{self.identity}", idempotency_key)
+        await self.wakeups.publish(f"channel:{name}")
         return self._message(row)
 
     async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
@@ -494,8 +541,9 @@ class LocalBackend(Backend):
         while True:
             event = self.wakeups.register(topic)
             try:
-                rows, more = await self._db(self.store.read_messages, name, self.identity, limit, start)
+                rows, more = await self.store.read_messages(name, self.identity, limit, start)
                 start = None  # the cursor now stands past `after`
+                self.wakeups.open()
                 remaining = deadline - time.monotonic()
                 if rows or remaining <= 0:
                     return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows], more=more)
@@ -505,7 +553,7 @@ class LocalBackend(Backend):
 
     async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:
         name = self._channel_name(channel)
-        rows = await self._db(self.store.latest_messages, name, limit)
+        rows = await self.store.latest_messages(name, limit)
         return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows])
 
     # tasks ------------------------------------------------------------------------------
@@ -558,20 +606,20 @@ class LocalBackend(Backend):
             "max_attempts": max_attempts,
             "created_at": time.time(),
         }
-        row = await self._db(self.store.create_task, task, f"task:{self.identity}", idempotency_key)
-        self.wakeups.publish(f"queue:{task['queue']}")
+        row = await self.store.create_task(task, f"task:{self.identity}", idempotency_key)
+        await self.wakeups.publish(f"queue:{task['queue']}")
         return self._task(row)
 
     async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
         name = self._queue(queue)
-        row = await self._db(self.store.claim_next, name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
+        row = await self.store.claim_next(name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
         return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
 
-    async def _settle(self, op: Callable[..., dict[str, Any]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if not claim_token:
             raise InvalidArgument("claim_token is required on the local backend; use the one claim_task returned with this run_id")
         try:
-            return await self._db(op, run_id, claim_token, *args, **kwargs)
+            return await op(run_id, claim_token, *args, **kwargs)
         except UnknownClaim:
             raise NotFound(f"No task claim has run id '{run_id}'; use the run_id that claim_task returned.") from None
         except LeaseError as exc:
@@ -590,12 +638,12 @@ class LocalBackend(Backend):
         _text_size(error, "error", MAX_BODY_BYTES)
         row = await self._settle(self.store.settle, run_id, claim_token, "retry" if retryable else "failed", time.time(), error=error)
         if row["state"] == "queued":
-            self.wakeups.publish(f"queue:{row['queue']}")
+            await self.wakeups.publish(f"queue:{row['queue']}")
         return self._task(row)
 
     async def release_task(self, run_id: str, claim_token: str | None = None, reason: str | None = None) -> Task:
         row = await self._settle(self.store.settle, run_id, claim_token, "released", time.time(), error=reason)
-        self.wakeups.publish(f"queue:{row['queue']}")
+        await self.wakeups.publish(f"queue:{row['queue']}")
         return self._task(row)
 
     async def context(self) -> dict[str, Any]:

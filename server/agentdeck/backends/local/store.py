@@ -1,9 +1,13 @@
-"""The local platform's durable state: one SQLite file in WAL mode, shared by processes.
+"""The local platform's SQLite store: one file in WAL mode, shared by the processes of one machine.
 
-Each public method is one transaction. What must have exactly one winner (claiming a task,
-advancing a reader's cursor, taking an idempotency key) happens inside `BEGIN IMMEDIATE`, so
-concurrent agentdeck processes on the same file serialize on it. Rows come back as plain
-dicts; the backend turns them into domain models. Stdlib only: the run supervisor imports it.
+`SqliteDb` is synchronous: the run supervisor uses it directly (as its RunLog) and the server
+through `SqliteStore` (sqlite_store.py), which runs it in a worker thread. Each public method
+is one transaction; what must have exactly one winner (claiming a task, advancing a reader's
+cursor, taking an idempotency key) happens inside `BEGIN IMMEDIATE`, so concurrent agentdeck
+processes on the same file serialize on it. Lease rules come from leases.py. The schema is
+a list of versioned migrations, applied at open under the same write lock.
+
+Stdlib only: the run supervisor imports it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LeaseError", "Store", "UnknownClaim", "new_id"]
+from agentdeck.backends.local import leases
+from agentdeck.backends.local.output import cap_output
+from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
 
-SCHEMA_VERSION = 1
+__all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+# (version, script): applied in order at open, each once; never edit one that has shipped.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
 CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -123,81 +132,96 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
-"""
+""",
+    ),
+    (2, "ALTER TABLE runs ADD COLUMN supervisor_host TEXT"),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Named queries: code refers to them by name.
 _Q = {
-    # the run columns a caller may filter list_runs on
+    # a new queued run
     "insert_run": "INSERT INTO runs (id, agent, prompt, name, state, created_at, parent_run_id, depth, thread_id,"
     " followup_of, routine, created_by, workspace, ttl_seconds, metadata) VALUES (:id, :agent, :prompt, :name,"
     " 'queued', :created_at, :parent_run_id, :depth, :thread_id, :followup_of, :routine, :created_by, :workspace,"
     " :ttl_seconds, :metadata)",
+    # one run by id
     "get_run": "SELECT * FROM runs WHERE id = ?",
+    # how many runs a run has spawned
     "count_children": "SELECT COUNT(*) FROM runs WHERE parent_run_id = ?",
+    # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = ?, child_pid = ? WHERE id = ? AND state = 'queued'",
-    "run_supervisor": "UPDATE runs SET supervisor_pid = ? WHERE id = ?",
+    # which process (and machine) supervises the run
+    "run_supervisor": "UPDATE runs SET supervisor_pid = ?, supervisor_host = ? WHERE id = ?",
+    # the end of a run, once
     "run_finished": "UPDATE runs SET state = ?, ended_at = ?, exit_code = ?, error_code = ?, error_message = ?,"
     " child_pid = NULL WHERE id = ? AND state IN ('queued', 'running', 'waiting')",
+    # a cancel the supervisor will see even if its signal is lost
     "run_cancel": "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
+    # a page of a run's output
     "run_events": "SELECT seq, at, kind, text FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    # one output line
     "insert_event": "INSERT INTO run_events (run_id, seq, at, kind, text) VALUES (?, ?, ?, ?, ?)",
+    # the run's output counters after an append
     "bump_events": "UPDATE runs SET last_seq = ?, output_bytes = output_bytes + ? WHERE id = ?",
+    # what an idempotency key made before
     "idem_get": "SELECT object_id FROM idempotency WHERE scope = ? AND key = ?",
+    # remember what an idempotency key made
     "idem_put": "INSERT INTO idempotency (scope, key, object_id, created_at) VALUES (?, ?, ?, ?)",
+    # every channel with its counters
     "channels": "SELECT * FROM channels ORDER BY name",
+    # create a channel on its first message, count the others
     "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (?, ?, 1, ?)"
     " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at",
+    # a new message
     "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+    # one message by id
     "get_message": "SELECT * FROM messages WHERE id = ?",
+    # where a reader stands on a channel
     "cursor_get": "SELECT last_id FROM cursors WHERE channel = ? AND identity = ?",
+    # move a reader's cursor
     "cursor_put": "INSERT INTO cursors (channel, identity, last_id) VALUES (?, ?, ?)"
     " ON CONFLICT (channel, identity) DO UPDATE SET last_id = excluded.last_id",
+    # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-    "unread": "SELECT * FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?",
+    # messages after a cursor that others sent
+    "unread": "SELECT * FROM messages WHERE channel = ? AND id > ? AND sender != ? ORDER BY id LIMIT ?",
+    # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+    # one task by id
     "get_task": "SELECT * FROM tasks WHERE id = ?",
     # expired leases on their last attempt fail; the others go back to the queue
-    "expire_final": "UPDATE tasks SET state = 'failed', error = 'lease expired on the last attempt', lease_run_id = NULL,"
-    " claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = :now WHERE queue = :queue"
-    " AND state = 'claimed' AND lease_expires_at < :now AND attempts >= max_attempts",
-    "expire_requeue": "UPDATE tasks SET state = 'queued', lease_run_id = NULL, claim_token = NULL, holder = NULL,"
-    " lease_expires_at = NULL, updated_at = :now WHERE queue = :queue AND state = 'claimed' AND lease_expires_at < :now",
+    "expire": "UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+    " error = CASE WHEN attempts >= max_attempts THEN 'lease expired on the last attempt' ELSE error END,"
+    " lease_run_id = NULL, claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = :now"
+    " WHERE queue = :queue AND state = 'claimed' AND lease_expires_at < :now",
+    # the best ready task: highest priority, then oldest
     "next_ready": "SELECT seq FROM tasks WHERE queue = ? AND state = 'queued' ORDER BY priority DESC, seq LIMIT 1",
+    # hand a task to a claim
     "claim": "UPDATE tasks SET state = 'claimed', attempts = attempts + 1, lease_run_id = ?, claim_token = ?,"
     " holder = ?, lease_expires_at = ?, updated_at = ? WHERE seq = ? RETURNING *",
+    # the record of one claim
     "insert_attempt": "INSERT INTO task_attempts (run_id, task_id, attempt, holder, claimed_at) VALUES (?, ?, ?, ?, ?)",
-    "get_attempt": "SELECT * FROM task_attempts WHERE run_id = ?",
+    # the task a claim was made on
+    "claimed_task": "SELECT t.* FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE a.run_id = ?",
+    # how a claim ended
     "end_attempt": "UPDATE task_attempts SET ended_at = ?, outcome = ? WHERE run_id = ? AND ended_at IS NULL",
+    # a heartbeat's new expiry
     "extend": "UPDATE tasks SET lease_expires_at = ?, updated_at = ? WHERE id = ? RETURNING *",
+    # where a settled task goes
     "settle": "UPDATE tasks SET state = ?, attempts = attempts - ?, result = ?, error = ?, lease_run_id = NULL,"
     " claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? RETURNING *",
 }
-
-
-class LeaseError(Exception):
-    """The claim does not hold its task any more; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class UnknownClaim(Exception):
-    """No claim was ever made with that run id."""
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
 
 
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-class Store:
-    """Synchronous access to the SQLite file; callers run it off the event loop."""
+class SqliteDb:
+    """Synchronous access to the SQLite file; async callers use SqliteStore."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -207,11 +231,23 @@ class Store:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA busy_timeout = 30000")
+        self._migrate()
+
+    def _migrate(self) -> None:
         with self._tx():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            for version, script in MIGRATIONS:
+                if version > current:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+            if current < SCHEMA_VERSION:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -229,6 +265,9 @@ class Store:
     def _one(self, name: str, *args: Any) -> dict[str, Any] | None:
         row = self._db.execute(_Q[name], args).fetchone()
         return dict(row) if row else None
+
+    def _all(self, name: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute(_Q[name], args)]
 
     # idempotency ------------------------------------------------------------------------
 
@@ -277,8 +316,8 @@ class Store:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         return [dict(r) for r in self._db.execute(sql, (*args, limit))]
 
-    def set_supervisor(self, run_id: str, pid: int) -> None:
-        self._db.execute(_Q["run_supervisor"], (pid, run_id))
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None:
+        self._db.execute(_Q["run_supervisor"], (pid, host, run_id))
 
     def mark_started(self, run_id: str, child_pid: int, now: float) -> None:
         self._db.execute(_Q["run_started"], (now, child_pid, run_id))
@@ -301,26 +340,20 @@ class Store:
             run = self.get_run(run_id)
             if run is None:
                 return 0
-            seq, used, now = run["last_seq"], run["output_bytes"], time.time()
-            added = 0
-            for kind, text in events:
-                if used + added >= max_bytes:
-                    break
-                if used + added + len(text) > max_bytes:
-                    text, kind = f"output capped at {max_bytes} bytes; later lines were dropped", "system"
-                seq += 1
-                added += max(len(text), 1)
-                self._db.execute(_Q["insert_event"], (run_id, seq, now, kind, text))
-            self._db.execute(_Q["bump_events"], (seq, added, run_id))
-        return int(seq)
+            rows, added = cap_output(events, run["last_seq"], run["output_bytes"], max_bytes)
+            now = time.time()
+            self._db.executemany(_Q["insert_event"], [(run_id, seq, now, kind, text) for seq, kind, text in rows])
+            last = rows[-1][0] if rows else run["last_seq"]
+            self._db.execute(_Q["bump_events"], (last, added, run_id))
+        return int(last)
 
     def run_events(self, run_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute(_Q["run_events"], (run_id, after_seq, limit))]
+        return self._all("run_events", run_id, after_seq, limit)
 
     # channels ---------------------------------------------------------------------------
 
     def list_channels(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute(_Q["channels"])]
+        return self._all("channels")
 
     def get_message(self, message_id: int) -> dict[str, Any] | None:
         return self._one("get_message", message_id)
@@ -330,40 +363,29 @@ class Store:
             existing = self._remembered(scope, key)
             if existing is not None:
                 return self.get_message(int(existing)) or {}
+            self._db.execute(_Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
             row = dict(
                 self._db.execute(
                     _Q["insert_message"],
                     (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
                 ).fetchone()
             )
-            self._db.execute(_Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
             self._remember(scope, key, str(row["id"]), message["sent_at"])
         return row
 
     def latest_messages(self, channel: str, limit: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._db.execute(_Q["latest"], (channel, limit))]
+        return self._all("latest", channel, limit)
 
     def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[dict[str, Any]], bool]:
         """Messages after the reader's cursor (or `after`, which resets it), not its own; moves the cursor past them."""
         with self._tx():
             row = self._db.execute(_Q["cursor_get"], (channel, identity)).fetchone()
-            cursor = after if after is not None else (row[0] if row else 0)
-            found: list[dict[str, Any]] = []
-            more = False
-            while len(found) < limit:
-                batch = [dict(r) for r in self._db.execute(_Q["unread"], (channel, cursor, limit + 1))]
-                if not batch:
-                    break
-                for message in batch:
-                    if len(found) == limit:
-                        more = True
-                        break
-                    cursor = message["id"]
-                    if message["sender"] != identity:
-                        found.append(message)
-                if more or len(batch) <= limit:
-                    break
-            if row is None or cursor != row[0]:
+            stored = row[0] if row else None
+            start = after if after is not None else (stored or 0)
+            rows = self._all("unread", channel, start, identity, limit + 1)
+            found, more = rows[:limit], len(rows) > limit
+            cursor = found[-1]["id"] if found else start
+            if cursor != stored:
                 self._db.execute(_Q["cursor_put"], (channel, identity, cursor))
         return found, more
 
@@ -386,10 +408,9 @@ class Store:
         return self._one("get_task", task_id)
 
     def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> dict[str, Any] | None:
-        """Give the best queued task to `holder`: one statement inside one write transaction, one winner."""
+        """Give the best queued task to `holder`: inside one write transaction, one winner."""
         with self._tx():
-            self._db.execute(_Q["expire_final"], {"queue": queue, "now": now})
-            self._db.execute(_Q["expire_requeue"], {"queue": queue, "now": now})
+            self._db.execute(_Q["expire"], {"queue": queue, "now": now})
             row = self._db.execute(_Q["next_ready"], (queue,)).fetchone()
             if row is None:
                 return None
@@ -399,16 +420,10 @@ class Store:
         return task
 
     def _held(self, run_id: str, token: str, now: float) -> dict[str, Any]:
-        attempt = self._one("get_attempt", run_id)
-        if attempt is None:
+        task = self._one("claimed_task", run_id)
+        if task is None:
             raise UnknownClaim(run_id)
-        task = self.get_task(attempt["task_id"]) or {}
-        if task.get("lease_run_id") != run_id or task.get("state") != "claimed":
-            raise LeaseError("the task was released, finished, or claimed again by someone else")
-        if not secrets.compare_digest(task.get("claim_token") or "", token):
-            raise LeaseError("the claim token does not match this claim")
-        if task["lease_expires_at"] < now:
-            raise LeaseError("the lease expired before this call; the task is back in the queue")
+        leases.check_held(task, run_id, token, now)
         return task
 
     def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> dict[str, Any]:
@@ -417,19 +432,14 @@ class Store:
             return dict(self._db.execute(_Q["extend"], (now + lease_seconds, now, task["id"])).fetchone())
 
     def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> dict[str, Any]:
-        """End a claim: outcome is completed, failed (retry decided here) or released."""
+        """End a claim: outcome is completed, retry, failed or released (see leases.next_state)."""
         with self._tx():
             task = self._held(run_id, token, now)
-            refund = 0
-            if outcome == "completed":
-                state = "completed"
-            elif outcome == "released":
-                state, refund = "queued", 1
-            elif outcome == "retry" and task["attempts"] < task["max_attempts"]:
-                state = "queued"
-            else:
-                state = "failed"
+            state, refund = leases.next_state(task, outcome)
             row = self._db.execute(_Q["settle"], (state, refund, _dumps(result), error, now, task["id"])).fetchone()
             self._db.execute(_Q["end_attempt"], (now, outcome, run_id))
         return dict(row)
 
+
+Store = SqliteDb
+"""The name this class had before the store interface existed; bench/ still uses it."""

@@ -9,7 +9,10 @@ outlives the MCP server that spawned it, a run survives its client closing, and 
 process can cancel it by sending SIGTERM here: the agent's whole group gets SIGTERM, then
 SIGKILL after the grace period, so nothing is left behind.
 
-Stdlib only (plus our stdlib-only store), so it starts in a few tens of milliseconds.
+It records the run through a RunLog: the SQLite file directly (stdlib only, so it starts in a
+few tens of milliseconds), or for a PostgreSQL store one plain psycopg connection, imported
+only then. Wake-ups go out the store's way: datagrams to this machine's waiters for SQLite,
+NOTIFY to every machine's for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,8 +30,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from agentdeck.backends.local.notify import notify, wake_dir
-from agentdeck.backends.local.store import Store
+from agentdeck.backends.local.store_api import open_run_log
 
 _FLUSH_SECONDS = 0.05
 _STDERR_TAIL = 20
@@ -51,8 +54,7 @@ def _kill_group(pid: int, sig: int) -> None:
 
 
 def supervise(spec: dict[str, Any]) -> None:
-    store = Store(Path(spec["db"]))
-    wakes = wake_dir(Path(spec["data_dir"]))
+    store, wake = open_run_log(spec.get("store"), spec["db"], Path(spec["data_dir"]))
     run_id: str = spec["run_id"]
     stop = _Stop()
 
@@ -61,7 +63,7 @@ def supervise(spec: dict[str, Any]) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    store.set_supervisor(run_id, os.getpid())
+    store.set_supervisor(run_id, os.getpid(), socket.gethostname())
     if (store.get_run(run_id) or {}).get("cancel_requested"):
         stop.reason = "cancelled"
 
@@ -78,11 +80,11 @@ def supervise(spec: dict[str, Any]) -> None:
     except OSError as exc:
         store.append_events(run_id, [("system", f"could not start the agent: {exc.strerror or exc}")], spec["max_output_bytes"])
         store.finish_run(run_id, "failed", time.time(), error_code="spawn_failed", error_message=f"could not start {spec['argv'][0]!r}: {exc.strerror or exc}")
-        notify(wakes, f"run:{run_id}", "runs")
+        wake(f"run:{run_id}", "runs")
         return
 
     store.mark_started(run_id, child.pid, time.time())
-    notify(wakes, f"run:{run_id}", "runs")
+    wake(f"run:{run_id}", "runs")
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
     readers = [
         threading.Thread(target=_pump, args=(child.stdout, "stdout", lines), daemon=True),
@@ -109,7 +111,7 @@ def supervise(spec: dict[str, Any]) -> None:
         now = time.monotonic()
         if batch and (now >= next_flush or len(batch) >= 200):
             store.append_events(run_id, batch, spec["max_output_bytes"])
-            notify(wakes, f"run:{run_id}")
+            wake(f"run:{run_id}")
             batch, next_flush = [], now + _FLUSH_SECONDS
         if stop.reason is None and now >= next_db_check:
             next_db_check = now + 1.0  # a cancel whose signal we missed still lands
@@ -144,7 +146,7 @@ def supervise(spec: dict[str, Any]) -> None:
         batch.append(("system", f"run failed with exit code {code}"))
     store.append_events(run_id, batch, spec["max_output_bytes"] + 200)
     store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
-    notify(wakes, f"run:{run_id}", "runs")
+    wake(f"run:{run_id}", "runs")
     store.close()
 
 

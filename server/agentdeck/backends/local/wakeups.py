@@ -1,8 +1,17 @@
-"""The listening side of local wake-ups: one socket per process, many in-process waiters.
+"""The listening side of local wake-ups: many in-process waiters per topic, one listener per process.
 
-The socket is read by a daemon thread, not a task, because the server may run several
-sessions (each with its own lifespan) at once and any of them may end first; the thread hands
-each wake-up to the waiter's event loop.
+A waiter registers for a topic ("channel:general", "run:<id>"), checks the store, then waits;
+whoever commits a change publishes its topics, which wakes waiters here at once and, through
+the implementation's own transport, in every other process sharing the store:
+
+    Wakeups            the waiter registry, shared
+    ├── SocketWakeups  SQLite: Unix datagram sockets in a per-data-dir folder (notify.py)
+    └── PostgresWakeups  PostgreSQL: LISTEN/NOTIFY (postgres_wakeups.py)
+
+The listener is a daemon thread, not a task, because the server may run several sessions
+(each with its own lifespan and possibly its own event loop) and any of them may end first;
+the thread hands each wake-up to the waiter's event loop. Transports can lose a wake-up, so
+waiters also poll slowly: a lost wake-up costs latency, never data.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import anyio.lowlevel
 
 from agentdeck.backends.local.notify import notify
 
-__all__ = ["Wakeups"]
+__all__ = ["SocketWakeups", "Wakeups"]
 
 _FALLBACK_POLL_SECONDS = 1.0
 _Waiter = tuple[anyio.Event, anyio.lowlevel.EventLoopToken]
@@ -29,15 +38,86 @@ _Waiter = tuple[anyio.Event, anyio.lowlevel.EventLoopToken]
 class Wakeups:
     """Waiters register for a topic, check the store, then `wait`; `publish` wakes all processes."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self) -> None:
         self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
         self._lock = threading.Lock()
+
+    @property
+    def fallback_seconds(self) -> float:
+        """The longest a waiter sleeps without a wake-up before it checks the store again."""
+        return _FALLBACK_POLL_SECONDS
+
+    def open(self) -> None:
+        """Start listening for other processes' wake-ups; safe to call more than once."""
+
+    def close(self) -> None:
+        """Stop listening."""
+
+    async def _send(self, topics: tuple[str, ...]) -> None:
+        """Deliver `topics` to the other processes sharing the store."""
+
+    def register(self, topic: str) -> anyio.Event:
+        event = anyio.Event()
+        with self._lock:
+            self._waiters[topic].add((event, anyio.lowlevel.current_token()))
+        return event
+
+    def unregister(self, topic: str, event: anyio.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(topic)
+            if waiters is None:
+                return
+            for waiter in [w for w in waiters if w[0] is event]:
+                waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[topic]
+
+    async def wait(self, event: anyio.Event, timeout: float) -> None:
+        """Wait until woken, `timeout` passes, or the slow fallback poll is due."""
+        with anyio.move_on_after(min(timeout, self.fallback_seconds)):
+            await event.wait()
+
+    async def publish(self, *topics: str) -> None:
+        """Wake waiters here at once and in every other process sharing the store."""
+        for topic in topics:
+            with self._lock:
+                waiters = self._waiters.pop(topic, set())
+            for event, _ in waiters:
+                event.set()
+        await self._send(topics)
+
+    def _wake(self, topic: str) -> None:
+        """Wake a topic's waiters from the listener thread."""
+        with self._lock:
+            waiters = self._waiters.pop(topic, set())
+        self._set(waiters)
+
+    def _wake_all(self) -> None:
+        """Wake every waiter from the listener thread, so each checks the store again."""
+        with self._lock:
+            waiters = {w for group in self._waiters.values() for w in group}
+            self._waiters.clear()
+        self._set(waiters)
+
+    @staticmethod
+    def _set(waiters: set[_Waiter]) -> None:
+        for event, token in waiters:
+            try:
+                anyio.from_thread.run_sync(event.set, token=token)
+            except RuntimeError:
+                pass  # that event loop has ended
+
+
+class SocketWakeups(Wakeups):
+    """Wake-ups between the processes of one machine: one Unix datagram socket per process."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
         self._sock: socket.socket | None = None
         self._path: str | None = None
 
     def open(self) -> None:
-        """Bind this process's socket and start reading it; safe to call more than once."""
         if self._sock is not None or not hasattr(socket, "AF_UNIX"):
             return
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -67,41 +147,5 @@ class Wakeups:
             for topic in data.decode(errors="replace").splitlines():
                 self._wake(topic)
 
-    def register(self, topic: str) -> anyio.Event:
-        event = anyio.Event()
-        with self._lock:
-            self._waiters[topic].add((event, anyio.lowlevel.current_token()))
-        return event
-
-    def unregister(self, topic: str, event: anyio.Event) -> None:
-        with self._lock:
-            waiters = self._waiters.get(topic)
-            if waiters is None:
-                return
-            for waiter in [w for w in waiters if w[0] is event]:
-                waiters.discard(waiter)
-            if not waiters:
-                del self._waiters[topic]
-
-    async def wait(self, event: anyio.Event, timeout: float) -> None:
-        """Wait until woken, `timeout` passes, or the slow fallback poll is due."""
-        with anyio.move_on_after(min(timeout, _FALLBACK_POLL_SECONDS)):
-            await event.wait()
-
-    def publish(self, *topics: str) -> None:
-        """Wake waiters here at once and in every other process sharing the data dir."""
-        for topic in topics:
-            with self._lock:
-                waiters = self._waiters.pop(topic, set())
-            for event, _ in waiters:
-                event.set()
+    async def _send(self, topics: tuple[str, ...]) -> None:
         notify(self.directory, *topics)
-
-    def _wake(self, topic: str) -> None:
-        with self._lock:
-            waiters = self._waiters.pop(topic, set())
-        for event, token in waiters:
-            try:
-                anyio.from_thread.run_sync(event.set, token=token)
-            except RuntimeError:
-                pass  # that event loop has ended

@@ -1,0 +1,47 @@
+"""Task lease rules, written once: who still holds a claim, and where a settled task goes.
+
+A claim is a run id plus a secret token. The task row names the claim that holds it
+(`lease_run_id`, `claim_token`) until the lease expires, the holder settles it, or a later
+claim takes it over after expiry. A store reads the task with its row locked, asks `check_held`,
+and writes what `next_state` says, all inside one transaction. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from agentdeck.backends.local.store_api import LeaseError
+
+__all__ = ["OUTCOMES", "check_held", "next_state"]
+
+OUTCOMES = ("completed", "retry", "failed", "released")
+
+
+def check_held(task: dict[str, Any], run_id: str, token: str, now: float) -> None:
+    """Refuse a call by a claim that no longer holds `task` (fencing out stale holders).
+
+    Raises:
+        LeaseError: the task moved on, the token is wrong, or the lease expired.
+    """
+    if task.get("lease_run_id") != run_id or task.get("state") != "claimed":
+        raise LeaseError("the task was released, finished, or claimed again by someone else")
+    if not secrets.compare_digest(task.get("claim_token") or "", token):
+        raise LeaseError("the claim token does not match this claim")
+    if task["lease_expires_at"] < now:
+        raise LeaseError("the lease expired before this call; the task is back in the queue")
+
+
+def next_state(task: dict[str, Any], outcome: str) -> tuple[str, int]:
+    """(the task's new state, attempts to give back) when its holder settles with `outcome`.
+
+    A release gives its attempt back; a retryable failure queues the task again while attempts
+    remain; anything else is final.
+    """
+    if outcome == "completed":
+        return "completed", 0
+    if outcome == "released":
+        return "queued", 1
+    if outcome == "retry" and task["attempts"] < task["max_attempts"]:
+        return "queued", 0
+    return "failed", 0

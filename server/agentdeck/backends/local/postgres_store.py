@@ -1,0 +1,329 @@
+"""The PostgreSQL Store: psycopg 3's async connection pool, for agentdeck on several machines.
+
+Chosen by a `postgresql://` store URL. Each operation is one transaction on a pooled
+connection. Claims pick their task with `FOR UPDATE SKIP LOCKED`, so claimers never wait on
+each other and never share a task; idempotency keys are serialized by advisory locks; channel
+appends by their channel's row lock, so message ids commit in order. The schema is brought up
+to date at open by versioned migrations under an advisory lock, so several processes may
+start at once. Wake-ups go out with NOTIFY on a channel named after the schema.
+
+Driver errors that mean "the database is not there" become `Unavailable`, with the cause kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from agentdeck.backends.local import leases
+from agentdeck.backends.local.output import cap_output
+from agentdeck.backends.local.postgres_sql import MIGRATIONS, Q, notify_channel
+from agentdeck.backends.local.store_api import Row, UnknownClaim, describe_store, new_id
+from agentdeck.errors import Unavailable
+
+__all__ = ["PostgresStore", "migrate"]
+
+log = logging.getLogger("agentdeck.store")
+
+_CONNECT_TIMEOUT_SECONDS = 10
+_POOL_MAX_SIZE = 8
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> tuple[str, int]:
+    """Apply the migrations this schema lacks; returns (schema, version). Safe to race.
+
+    Raises:
+        Unavailable: search_path names no schema that exists.
+    """
+    async with conn.transaction():
+        schema = (await (await conn.execute(Q["current_schema"])).fetchone() or [None])[0]
+        if schema is None:
+            raise Unavailable("the store's search_path names no existing schema; create it (CREATE SCHEMA ...) or fix options=-csearch_path in the URL")
+        await conn.execute(Q["lock_migrations"])
+        await conn.execute(Q["create_versions"])
+        current = (await (await conn.execute(Q["schema_version"])).fetchone() or [0])[0]
+        for version, statements in MIGRATIONS:
+            if version > current:
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(Q["add_version"], (version,))
+                current = version
+                log.info("store schema %s migrated to version %s", schema, version)
+    return str(schema), int(current)
+
+
+class PostgresStore:
+    """Store in a PostgreSQL database, shared by agentdeck processes on any number of machines."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, *, max_size: int = _POOL_MAX_SIZE) -> None:
+        self.url = url
+        self.max_size = max_size
+        self.schema: str | None = None
+        self.channel: str | None = None
+        self.version = 0
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({describe_store(self.url)!r})"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(
+                f"The PostgreSQL store {describe_store(self.url)} did not answer ({detail}). Check that it is running and reachable, then try again.",
+                retryable=True,
+            ) from exc
+
+    # connection lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._ready()
+
+    async def _ready(self) -> AsyncConnectionPool[Any]:
+        """The pool of this event loop, opened and the schema migrated on first use."""
+        loop = asyncio.get_running_loop()
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        async with self._lock[1]:
+            if self._pool is not None and self._loop is loop:
+                return self._pool
+            self._pool = None  # a pool of an event loop that has ended cannot be used or closed here
+            with self._errors():
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS) as conn:
+                    self.schema, self.version = await migrate(conn)
+                pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.max_size,
+                    open=False,
+                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": _CONNECT_TIMEOUT_SECONDS},
+                    name="agentdeck",
+                )
+                try:
+                    await pool.open(wait=True, timeout=_CONNECT_TIMEOUT_SECONDS)
+                except BaseException:
+                    await pool.close()  # or it keeps trying to connect in the background
+                    raise
+            self.channel = notify_channel(self.schema)
+            self._pool, self._loop = pool, loop
+            return pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None and self._loop is asyncio.get_running_loop():
+            await pool.close()
+
+    async def schema_version(self) -> int:
+        await self._ready()
+        return self.version
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self._ready()
+        with self._errors():
+            async with pool.connection() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._conn() as conn, conn.transaction():
+            yield conn
+
+    async def _one(self, name: str, *args: Any) -> Row | None:
+        async with self._conn() as conn:
+            return await (await conn.execute(Q[name], args)).fetchone()
+
+    async def _all(self, name: str, *args: Any) -> list[Row]:
+        async with self._conn() as conn:
+            return await (await conn.execute(Q[name], args)).fetchall()
+
+    @staticmethod
+    async def _fetch(conn: psycopg.AsyncConnection[Any], name: str, args: Any = ()) -> Row | None:
+        return await (await conn.execute(Q[name], args)).fetchone()
+
+    async def notify(self, topics: tuple[str, ...]) -> None:
+        if topics:
+            async with self._conn() as conn:
+                await conn.execute(Q["notify"], (self.channel, "\n".join(topics)))
+
+    # idempotency ------------------------------------------------------------------------
+
+    async def _remembered(self, conn: psycopg.AsyncConnection[Any], scope: str, key: str | None) -> str | None:
+        """Lock the key for this transaction and return what it made before, if anything."""
+        if key is None:
+            return None
+        await conn.execute(Q["lock_key"], (scope, key))
+        row = await self._fetch(conn, "idem_get", (scope, key))
+        return row["object_id"] if row else None
+
+    async def _remember(self, conn: psycopg.AsyncConnection[Any], scope: str, key: str | None, object_id: str, now: float) -> None:
+        if key is not None:
+            await conn.execute(Q["idem_put"], (scope, key, object_id, now))
+
+    # runs -------------------------------------------------------------------------------
+
+    async def create_run(self, run: Row, scope: str, key: str | None) -> tuple[Row, bool]:
+        async with self._tx() as conn:
+            existing = await self._remembered(conn, scope, key)
+            if existing is not None:
+                return await self._fetch(conn, "get_run", (existing,)) or {}, False
+            row = await self._fetch(conn, "insert_run", {**run, "metadata": _dumps(run.get("metadata"))})
+            await self._remember(conn, scope, key, run["id"], run["created_at"])
+        return row or {}, True
+
+    async def get_run(self, run_id: str) -> Row | None:
+        return await self._one("get_run", run_id)
+
+    async def count_children(self, run_id: str) -> int:
+        row = await self._one("count_children", run_id)
+        return int(row["n"]) if row else 0
+
+    async def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[Row]:
+        where, args = [], []
+        for column in ("state", "agent", "parent_run_id", "routine"):
+            if filters.get(column) is not None:
+                where.append(f"{column} = %s")
+                args.append(filters[column])
+        if filters.get("created_after") is not None:
+            where.append("created_at > %s")
+            args.append(filters["created_after"])
+        if before_seq is not None:
+            where.append("seq < %s")
+            args.append(before_seq)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT %s"
+        async with self._conn() as conn:
+            return await (await conn.execute(sql, (*args, limit))).fetchall()
+
+    async def finish_run(
+        self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
+    ) -> bool:
+        async with self._conn() as conn:
+            cur = await conn.execute(Q["run_finished"], (state, now, exit_code, error_code, error_message, run_id))
+            return cur.rowcount == 1
+
+    async def request_cancel(self, run_id: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute(Q["run_cancel"], (run_id,))
+
+    async def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int:
+        if not events:
+            return 0
+        async with self._tx() as conn:
+            run = await self._fetch(conn, "lock_run", (run_id,))
+            if run is None:
+                return 0
+            rows, added = cap_output(events, run["last_seq"], run["output_bytes"], max_bytes)
+            now = time.time()
+            async with conn.cursor() as cur:
+                await cur.executemany(Q["insert_event"], [(run_id, seq, now, kind, text) for seq, kind, text in rows])
+            last = rows[-1][0] if rows else run["last_seq"]
+            await conn.execute(Q["bump_events"], (last, added, run_id))
+        return int(last)
+
+    async def run_events(self, run_id: str, after_seq: int, limit: int) -> list[Row]:
+        return await self._all("run_events", run_id, after_seq, limit)
+
+    # channels ---------------------------------------------------------------------------
+
+    async def list_channels(self) -> list[Row]:
+        return await self._all("channels")
+
+    async def get_message(self, message_id: int) -> Row | None:
+        return await self._one("get_message", message_id)
+
+    async def append_message(self, message: Row, scope: str, key: str | None) -> Row:
+        async with self._tx() as conn:
+            existing = await self._remembered(conn, scope, key)
+            if existing is not None:
+                return await self._fetch(conn, "get_message", (int(existing),)) or {}
+            await conn.execute(Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
+            row = await self._fetch(
+                conn,
+                "insert_message",
+                (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
+            )
+            assert row is not None
+            await self._remember(conn, scope, key, str(row["id"]), message["sent_at"])
+        return row
+
+    async def latest_messages(self, channel: str, limit: int) -> list[Row]:
+        return await self._all("latest", channel, limit)
+
+    async def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[Row], bool]:
+        async with self._tx() as conn:
+            stored = (await self._fetch(conn, "cursor_lock", (channel, identity)) or {"last_id": 0})["last_id"]
+            start = after if after is not None else stored
+            rows = await (await conn.execute(Q["unread"], (channel, start, identity, limit + 1))).fetchall()
+            found, more = rows[:limit], len(rows) > limit
+            cursor = found[-1]["id"] if found else start
+            if cursor != stored:
+                await conn.execute(Q["cursor_put"], (cursor, channel, identity))
+        return found, more
+
+    # tasks ------------------------------------------------------------------------------
+
+    async def create_task(self, task: Row, scope: str, key: str | None) -> Row:
+        async with self._tx() as conn:
+            existing = await self._remembered(conn, scope, key)
+            if existing is not None:
+                return await self._fetch(conn, "get_task", (existing,)) or {}
+            now = task["created_at"]
+            row = await self._fetch(
+                conn,
+                "insert_task",
+                (task["id"], task["queue"], task["title"], _dumps(task["payload"]), task["priority"], task["max_attempts"], now, now),
+            )
+            await self._remember(conn, scope, key, task["id"], now)
+        return row or {}
+
+    async def get_task(self, task_id: str) -> Row | None:
+        return await self._one("get_task", task_id)
+
+    async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
+        run_id, token = new_id("trun"), secrets.token_urlsafe(18)
+        async with self._tx() as conn:
+            await conn.execute(Q["expire"], {"queue": queue, "now": now})
+            args = {"queue": queue, "run_id": run_id, "token": token, "holder": holder, "expires": now + lease_seconds, "now": now}
+            return await self._fetch(conn, "claim", args)
+
+    async def _held(self, conn: psycopg.AsyncConnection[Any], run_id: str, token: str, now: float) -> Row:
+        task = await self._fetch(conn, "claimed_task", (run_id,))
+        if task is None:
+            raise UnknownClaim(run_id)
+        leases.check_held(task, run_id, token, now)
+        return task
+
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
+        async with self._tx() as conn:
+            task = await self._held(conn, run_id, token, now)
+            return await self._fetch(conn, "extend", (now + lease_seconds, now, task["id"])) or {}
+
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
+        async with self._tx() as conn:
+            task = await self._held(conn, run_id, token, now)
+            state, refund = leases.next_state(task, outcome)
+            args = {"state": state, "refund": refund, "result": _dumps(result), "error": error, "now": now, "task_id": task["id"], "outcome": outcome, "run_id": run_id}
+            return await self._fetch(conn, "settle", args) or {}

@@ -1,0 +1,119 @@
+"""The SQLite Store: SqliteDb's blocking calls, one at a time, in a worker thread.
+
+One connection per process, so calls are serialized by a capacity limiter of one; other
+processes on the same file serialize on SQLite's write lock. Wake-ups between processes go
+through Unix datagram sockets (wakeups.py), so `notify` here has nothing to do.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from agentdeck.backends.local.store import SqliteDb
+from agentdeck.backends.local.store_api import Row
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """Store over one SQLite file (WAL), shared by the agentdeck processes of one machine."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: SqliteDb | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @property
+    def db(self) -> SqliteDb:
+        """The blocking store, opened (and migrated) on first use."""
+        if self._db is None:
+            self._db = SqliteDb(self.path)
+        return self._db
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+
+    async def open(self) -> None:
+        await self._run(lambda: self.db)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+
+    async def schema_version(self) -> int:
+        return await self._run(lambda: self.db.schema_version())
+
+    async def notify(self, topics: tuple[str, ...]) -> None:
+        return None
+
+    # runs
+
+    async def create_run(self, run: Row, scope: str, key: str | None) -> tuple[Row, bool]:
+        return await self._run(lambda: self.db.create_run(run, scope, key))
+
+    async def get_run(self, run_id: str) -> Row | None:
+        return await self._run(lambda: self.db.get_run(run_id))
+
+    async def count_children(self, run_id: str) -> int:
+        return await self._run(lambda: self.db.count_children(run_id))
+
+    async def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[Row]:
+        return await self._run(lambda: self.db.list_runs(filters, limit, before_seq))
+
+    async def finish_run(
+        self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
+    ) -> bool:
+        return await self._run(lambda: self.db.finish_run(run_id, state, now, exit_code, error_code, error_message))
+
+    async def request_cancel(self, run_id: str) -> None:
+        await self._run(lambda: self.db.request_cancel(run_id))
+
+    async def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int:
+        return await self._run(lambda: self.db.append_events(run_id, events, max_bytes))
+
+    async def run_events(self, run_id: str, after_seq: int, limit: int) -> list[Row]:
+        return await self._run(lambda: self.db.run_events(run_id, after_seq, limit))
+
+    # channels
+
+    async def list_channels(self) -> list[Row]:
+        return await self._run(lambda: self.db.list_channels())
+
+    async def get_message(self, message_id: int) -> Row | None:
+        return await self._run(lambda: self.db.get_message(message_id))
+
+    async def append_message(self, message: Row, scope: str, key: str | None) -> Row:
+        return await self._run(lambda: self.db.append_message(message, scope, key))
+
+    async def latest_messages(self, channel: str, limit: int) -> list[Row]:
+        return await self._run(lambda: self.db.latest_messages(channel, limit))
+
+    async def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[Row], bool]:
+        return await self._run(lambda: self.db.read_messages(channel, identity, limit, after))
+
+    # tasks
+
+    async def create_task(self, task: Row, scope: str, key: str | None) -> Row:
+        return await self._run(lambda: self.db.create_task(task, scope, key))
+
+    async def get_task(self, task_id: str) -> Row | None:
+        return await self._run(lambda: self.db.get_task(task_id))
+
+    async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
+        return await self._run(lambda: self.db.claim_next(queue, holder, lease_seconds, now))
+
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
+        return await self._run(lambda: self.db.heartbeat(run_id, token, lease_seconds, now))
+
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
+        return await self._run(lambda: self.db.settle(run_id, token, outcome, now, result=result, error=error))

@@ -1,0 +1,213 @@
+"""The local platform's store interface: domain operations, two implementations.
+
+    Store        async, what LocalBackend calls: runs, channels, tasks, idempotency keys
+    RunLog       sync, what a run's supervisor process calls to record the run as it goes
+
+Both have a SQLite implementation (store.py + sqlite_store.py, the default: one file in the
+data dir) and a PostgreSQL one (postgres_store.py + postgres_runlog.py, chosen by a
+`postgresql://` store URL). Rows are plain dicts with the same keys and types in both; the
+backend turns them into domain models. Lease and fencing rules are in leases.py, written
+once; each store applies them inside its own transaction.
+
+Stdlib only: the supervisor imports this module and must start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from agentdeck.errors import ConfigError
+
+__all__ = [
+    "LeaseError",
+    "Row",
+    "RunLog",
+    "Store",
+    "UnknownClaim",
+    "describe_store",
+    "is_postgres",
+    "new_id",
+    "open_run_log",
+    "open_store",
+    "sqlite_path",
+]
+
+Row = dict[str, Any]
+
+
+class LeaseError(Exception):
+    """The claim does not hold its task any more; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnknownClaim(Exception):
+    """No claim was ever made with that run id."""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class RunLog(Protocol):
+    """What a supervisor records about its one run. Blocking; one process, one connection."""
+
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None: ...
+    def get_run(self, run_id: str) -> Row | None: ...
+    def mark_started(self, run_id: str, child_pid: int, now: float) -> None: ...
+    def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int: ...
+    def finish_run(
+        self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
+    ) -> bool: ...
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """The durable state of the local platform. Each operation is one transaction.
+
+    Whatever must have exactly one winner (claiming a task, taking an idempotency key, moving
+    a reader's cursor) is decided inside the database, so any number of agentdeck processes,
+    on one machine (SQLite) or many (PostgreSQL), can share one store.
+    """
+
+    kind: str
+    """"sqlite" or "postgresql"."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; safe to call again and from several processes.
+
+        Raises:
+            Unavailable: the database cannot be reached.
+        """
+
+    async def close(self) -> None: ...
+    async def schema_version(self) -> int: ...
+
+    # runs
+    async def create_run(self, run: Row, scope: str, key: str | None) -> tuple[Row, bool]:
+        """Insert a queued run, or return (the run an earlier call with the same key made, False)."""
+
+    async def get_run(self, run_id: str) -> Row | None: ...
+    async def count_children(self, run_id: str) -> int: ...
+    async def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[Row]:
+        """Newest first, keyset-paged on seq; filters: state, agent, parent_run_id, routine, created_after."""
+
+    async def finish_run(
+        self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
+    ) -> bool:
+        """Record the end of a run; False when it had already ended."""
+
+    async def request_cancel(self, run_id: str) -> None: ...
+    async def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int:
+        """Append output lines as events, capped at `max_bytes` of output; returns the last seq."""
+
+    async def run_events(self, run_id: str, after_seq: int, limit: int) -> list[Row]: ...
+
+    # channels
+    async def list_channels(self) -> list[Row]: ...
+    async def get_message(self, message_id: int) -> Row | None: ...
+    async def append_message(self, message: Row, scope: str, key: str | None) -> Row:
+        """Store a message (or return the one an earlier call with the same key stored)."""
+
+    async def latest_messages(self, channel: str, limit: int) -> list[Row]: ...
+    async def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[Row], bool]:
+        """Messages after the reader's cursor (or `after`, which resets it), not its own; moves the cursor past them."""
+
+    # tasks
+    async def create_task(self, task: Row, scope: str, key: str | None) -> Row: ...
+    async def get_task(self, task_id: str) -> Row | None: ...
+    async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
+        """Give the best queued task to `holder` (expired leases first go back to the queue); None when empty."""
+
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
+        """Extend a held lease.
+
+        Raises:
+            UnknownClaim: no claim has that run id.
+            LeaseError: the claim no longer holds its task.
+        """
+
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
+        """End a claim: outcome is completed, retry, failed or released (see leases.next_state).
+
+        Raises:
+            UnknownClaim: no claim has that run id.
+            LeaseError: the claim no longer holds its task.
+        """
+
+    # wake-ups between processes
+    async def notify(self, topics: tuple[str, ...]) -> None:
+        """Tell other processes sharing this store that `topics` changed (PostgreSQL: NOTIFY)."""
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme in ("postgres", "postgresql")
+
+
+def sqlite_path(url: str | None, data_dir: Path) -> Path:
+    """The SQLite file of a store URL: none means `agentdeck.db` in the data dir.
+
+    Raises:
+        ConfigError: a URL that is neither sqlite nor postgresql.
+    """
+    if not url:
+        return data_dir / "agentdeck.db"
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path:
+        raise ConfigError(f"store: {describe_store(url)} is not a store URL; use postgresql://user@host/db or sqlite:///path/to/agentdeck.db")
+    if parts.path.startswith("/"):
+        return Path("/" + parts.path.lstrip("/"))  # sqlite:///abs and sqlite:////abs alike
+    return data_dir / parts.path  # sqlite:name.db, relative to the data dir
+
+
+def describe_store(url: str | None) -> str:
+    """The store for humans and logs: scheme, host and database, never a password."""
+    if not url:
+        return "sqlite (the data dir)"
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return f"sqlite {parts.path}"
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or 'store'}://{host}{port}{parts.path or ''}"
+
+
+def open_store(url: str | None, data_dir: Path) -> Store:
+    """The store a local backend's `store` setting names (None: the SQLite file in the data dir).
+
+    Raises:
+        ConfigError: an unknown URL, or a PostgreSQL URL without psycopg installed.
+    """
+    if is_postgres(url):
+        try:
+            from agentdeck.backends.local.postgres_store import PostgresStore
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"store is a PostgreSQL URL but {exc.name} is not installed; install agentdeck[postgres]") from None
+        return PostgresStore(url or "")
+    from agentdeck.backends.local.sqlite_store import SqliteStore
+
+    return SqliteStore(sqlite_path(url, data_dir))
+
+
+def open_run_log(url: str | None, db_path: str, data_dir: Path) -> tuple[RunLog, Callable[..., None]]:
+    """A supervisor's run log and its wake-up (called with topics after each change it records).
+
+    psycopg is imported only for a PostgreSQL store, whose wake-up is NOTIFY on the run log's
+    own connection; the SQLite one sends datagrams to this machine's waiting processes.
+    """
+    if is_postgres(url):
+        from agentdeck.backends.local.postgres_runlog import PostgresRunLog
+
+        log = PostgresRunLog(url or "")
+        return log, log.notify
+    from agentdeck.backends.local.notify import notify, wake_dir
+    from agentdeck.backends.local.store import SqliteDb
+
+    return SqliteDb(Path(db_path)), functools.partial(notify, wake_dir(data_dir))

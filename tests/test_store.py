@@ -1,0 +1,151 @@
+"""Store behaviour that belongs to one implementation: migrations, locks, wake-ups, URLs.
+
+The behaviour both stores share is tested once, on both, by the test_local_* suites (see the
+`store_url` fixture in conftest.py); what is here is prefixed with the store it is about.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agentdeck.backends.local.store import MIGRATIONS as SQLITE_MIGRATIONS
+from agentdeck.backends.local.store import SqliteDb
+from agentdeck.backends.local.store_api import new_id, open_store
+from agentdeck.errors import ConfigError
+from tests.helpers import agents_toml, call, config_for, fail, free_port, local_client
+
+
+def _task(title: str) -> dict[str, object]:
+    return {"id": new_id("task"), "queue": "q", "title": title, "payload": None, "priority": 0, "max_attempts": 3, "created_at": 1.0}
+
+
+def test_sqlite_file_at_an_older_schema_version_is_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "agentdeck.db"
+    with sqlite3.connect(path) as old:  # a file as the first release left it
+        old.executescript(SQLITE_MIGRATIONS[0][1])
+        old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db = SqliteDb(path)
+    assert db.schema_version() == SQLITE_MIGRATIONS[-1][0]
+    assert db.get_run("nope") is None
+    db.set_supervisor("nope", 1, "host")  # the column migration 2 added
+    db.close()
+    assert SqliteDb(path).schema_version() == SQLITE_MIGRATIONS[-1][0]
+
+
+def test_sqlite_store_url_names_the_file_and_other_schemes_are_refused(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/elsewhere.db", tmp_path / "data")
+    assert store.kind == "sqlite" and store.path == tmp_path / "elsewhere.db"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="postgresql://"):
+        open_store("mysql://db/agentdeck", tmp_path)
+
+
+async def test_postgres_migrations_are_applied_once_when_many_processes_start_together(postgres_url: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    stores = [open_store(postgres_url, Path("/nonexistent")) for _ in range(8)]
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for store in stores:
+                    tg.start_soon(store.open)
+        versions = {await store.schema_version() for store in stores}
+    finally:
+        for store in stores:
+            await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        applied = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == {applied[-1]} and applied == sorted(set(applied))
+
+
+async def test_postgres_claim_skips_a_task_another_claimer_has_locked_instead_of_waiting(postgres_url: str) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    store = open_store(postgres_url, Path("/nonexistent"))
+    try:
+        first = await store.create_task(_task("first"), "test", None)
+        second = await store.create_task(_task("second"), "test", None)
+        with psycopg.connect(postgres_url) as other:  # another claimer, mid-transaction on `first`
+            other.execute("SELECT * FROM tasks WHERE id = %s FOR UPDATE", (first["id"],))
+            with anyio.fail_after(5):
+                claimed = await store.claim_next("q", "w", 60, 10.0)
+            assert claimed is not None and claimed["id"] == second["id"]
+            other.rollback()
+        claimed = await store.claim_next("q", "w", 60, 10.0)
+        assert claimed is not None and claimed["id"] == first["id"]
+    finally:
+        await store.close()
+
+
+async def test_postgres_notify_wakes_a_waiter_of_another_connection_without_polling(postgres_url: str) -> None:
+    from agentdeck.backends.local.postgres_wakeups import PostgresWakeups
+
+    listener_store, sender = open_store(postgres_url, Path("/nonexistent")), open_store(postgres_url, Path("/nonexistent"))
+    await listener_store.open()
+    wakeups = PostgresWakeups(listener_store)  # type: ignore[arg-type]
+    wakeups.open()
+    try:
+        with anyio.fail_after(10):
+            await anyio.to_thread.run_sync(wakeups.listening.wait, 10)
+            event = wakeups.register("channel:wake")
+            await sender.notify(("channel:wake",))
+            await wakeups.wait(event, 30)
+        assert event.is_set()  # woken by the NOTIFY, not by the (10 s) fallback poll
+    finally:
+        wakeups.close()
+        await listener_store.close()
+        await sender.close()
+
+
+async def test_postgres_store_that_is_down_answers_unavailable_without_leaking_the_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    from agentdeck.backends import Deck
+
+    url = f"postgresql://agentdeck:hunter2@127.0.0.1:{free_port()}/agentdeck"
+    config = config_for(tmp_path, AGENTDECK_STORE=url)
+    async with local_client(config) as client:
+        error = await fail(client, "list_channels")
+    assert error["code"] == "unavailable" and error["retryable"] is True
+    assert "127.0.0.1" in error["message"] and "hunter2" not in error["message"]
+    deck = Deck.from_config(config)
+    try:
+        [(ok, what, detail)] = await deck.backends["local"].doctor()  # type: ignore[attr-defined]
+    finally:
+        await deck.aclose()
+    assert (ok, what) == (False, "store") and "127.0.0.1" in detail and "hunter2" not in detail
+
+
+async def test_postgres_backend_serves_through_a_real_store(postgres_url: str, tmp_path: Path) -> None:
+    async with local_client(config_for(tmp_path, AGENTDECK_STORE=postgres_url)) as client:
+        await call(client, "send_channel_message", {"channel": "general", "body": "hello"})
+        channels = await call(client, "list_channels")
+    assert [c["name"] for c in channels["channels"]] == ["general"]
+
+
+async def test_postgres_run_survives_its_supervisor_losing_the_database_connection(postgres_url: str, tmp_path: Path) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    ticker = '["{python}", "-c", "import time\\nfor i in range(8):\\n    print(i, flush=True)\\n    time.sleep(0.15)"]'
+    toml = agents_toml() + f"\n[backends.local.agents.ticker]\ncommand = {ticker}\n".replace("{python}", sys.executable.replace("\\", "\\\\"))
+    async with local_client(config_for(tmp_path, toml=toml, AGENTDECK_STORE=postgres_url)) as client:
+        run = await call(client, "spawn_agent", {"agent": "ticker", "prompt": "x"})
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            with anyio.fail_after(15):  # cut the supervisor off while the agent is still printing
+                while not admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'agentdeck-supervisor'").fetchall():
+                    await anyio.sleep(0.05)
+        done = await call(client, "wait_for_run", {"run_id": run["id"], "timeout_seconds": 30})
+        events = await call(client, "get_run_events", {"run_id": run["id"]})
+    assert done["state"] == "succeeded"
+    assert [e["text"] for e in events["events"] if e["kind"] == "stdout"] == [str(i) for i in range(8)]
+
+
+async def test_postgres_spawned_agents_are_told_the_store_so_their_agentdeck_shares_it(postgres_url: str, tmp_path: Path) -> None:
+    show = '["{python}", "-c", "import os; print(os.environ.get(\'AGENTDECK_STORE\', \'\'))"]'
+    toml = agents_toml() + f"\n[backends.local.agents.show]\ncommand = {show}\n".replace("{python}", sys.executable.replace("\\", "\\\\"))
+    async with local_client(config_for(tmp_path, toml=toml, AGENTDECK_STORE=postgres_url)) as client:
+        run = await call(client, "spawn_agent", {"agent": "show", "prompt": "x"})
+        await call(client, "wait_for_run", {"run_id": run["id"], "timeout_seconds": 30})
+        events = await call(client, "get_run_events", {"run_id": run["id"]})
+    assert [e["text"] for e in events["events"] if e["kind"] == "stdout"] == [postgres_url]
