@@ -126,6 +126,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (2, ["CREATE INDEX runs_by_created ON runs (created_at)"]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

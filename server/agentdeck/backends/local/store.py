@@ -25,7 +25,7 @@ from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
 
-__all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id"]
+__all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id", "open_reader"]
 
 # (version, script): applied in order at open, each once; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -135,10 +135,20 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """,
     ),
     (2, "ALTER TABLE runs ADD COLUMN supervisor_host TEXT"),
+    (3, "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at)"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+_CLOCK_SKEW_SECONDS = 60.0
 
 # Named queries: code refers to them by name.
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection: in WAL mode it never waits for writers, so reads may run inline."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 1000")
+    return conn
+
+
 _Q = {
     # a new queued run
     "insert_run": "INSERT INTO runs (id, agent, prompt, name, state, created_at, parent_run_id, depth, thread_id,"
@@ -297,6 +307,11 @@ class SqliteDb:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self._one("get_run", run_id)
 
+    @staticmethod
+    def read_run(reader: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+        row = reader.execute(_Q["get_run"], (run_id,)).fetchone()
+        return dict(row) if row else None
+
     def count_children(self, run_id: str) -> int:
         return int(self._db.execute(_Q["count_children"], (run_id,)).fetchone()[0])
 
@@ -308,8 +323,10 @@ class SqliteDb:
                 where.append(f"{column} = ?")
                 args.append(filters[column])
         if filters.get("created_after") is not None:
-            where.append("created_at > ?")
-            args.append(filters["created_after"])
+            # The seq bound lets SQLite walk only the newer runs instead of scanning the table;
+            # it starts a minute early because processes stamp created_at slightly out of seq order.
+            where.append("created_at > ? AND seq > coalesce((SELECT seq FROM runs WHERE created_at <= ? ORDER BY created_at DESC LIMIT 1), 0)")
+            args += [filters["created_after"], filters["created_after"] - _CLOCK_SKEW_SECONDS]
         if before_seq is not None:
             where.append("seq < ?")
             args.append(before_seq)

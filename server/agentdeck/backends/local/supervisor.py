@@ -144,7 +144,7 @@ def supervise(spec: dict[str, Any]) -> None:
         state, error_code = "failed", "exit_code"
         message = f"the agent exited with code {code}" + (f"; last stderr lines:\n{tail}" if tail else "")
         batch.append(("system", f"run failed with exit code {code}"))
-    store.append_events(run_id, batch, spec["max_output_bytes"] + 200)
+    store.append_events(run_id, batch, spec["max_output_bytes"])
     store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
     wake(f"run:{run_id}", "runs")
     store.close()
