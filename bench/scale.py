@@ -1,0 +1,163 @@
+"""Target 6: list_runs and claim_task with 100,000 runs and tasks in the store against 100.
+
+Two stores are seeded directly with bulk SQL in one transaction against the store's own schema
+(made by agentdeck's Store): finished runs of four agents (70 % succeeded, 20 % failed, 10 %
+cancelled), the newest five created in the last minute; tasks in one queue, 90 % completed,
+9 % queued, 1 % claimed. One agentdeck process serves each store; per repeat both are timed
+in alternating order. A claim is timed alone; the task is released after it, untimed, so the
+store keeps its size. The same operations on the Store class in this process are in the notes,
+which separates the database's share from the server's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from agentdeck.backends.local.store import Store
+from bench.calls import call, latencies
+from bench.servers import agentdeck
+from bench.settings import Settings
+from bench.stats import Row, percentile, summarize
+
+__all__ = ["run"]
+
+SMALL, LARGE = 100, 100_000
+_STATES = ["succeeded"] * 7 + ["failed"] * 2 + ["cancelled"]
+_AGENTS = ("echo", "review", "triage", "build")
+
+
+def seed(data_dir: Path, count: int, now: float) -> None:
+    """`count` runs and `count` tasks in a fresh store at `data_dir`."""
+    Store(data_dir / "agentdeck.db").close()  # the schema, exactly as agentdeck makes it
+    db = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    runs = []
+    for i in range(count):
+        created = now - 30 if i >= count - 5 else now - 7200 - (count - i)
+        state = _STATES[i % 10]
+        runs.append((f"run_{i:016x}", _AGENTS[i % 4], f"prompt {i}", state, created, created + 1, created + 2, f"run_{i:016x}", "bench", 0 if state == "succeeded" else 1))
+    db.executemany(
+        "INSERT INTO runs (id, agent, prompt, state, created_at, started_at, ended_at, thread_id, created_by, exit_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", runs
+    )
+    tasks = []
+    for i in range(count):
+        kind = i % 100
+        state = "claimed" if kind == 0 else "queued" if kind < 10 else "completed"
+        lease = now + 3600 if state == "claimed" else None
+        tasks.append((f"task_{i:016x}", "default", f"task {i}", state, 1 if state != "queued" else 0, 3, now - count + i, now, lease))
+    db.executemany(
+        "INSERT INTO tasks (id, queue, title, state, attempts, max_attempts, created_at, updated_at, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tasks
+    )
+    db.execute("COMMIT")
+    db.close()
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat()
+
+
+def _operations(now: float) -> dict[str, dict[str, Any]]:
+    return {
+        "list_runs": {},
+        "list_runs state": {"state": "failed"},
+        "list_runs created_after": {"created_after": _iso(now - 60)},
+        "claim_task": {},
+    }
+
+
+async def _claims(client: Client, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        started = time.perf_counter()
+        lease = (await call(client, "claim_task", {}))["lease"]
+        out.append(time.perf_counter() - started)
+        await call(client, "release_task", {"run_id": lease["run_id"], "claim_token": lease["claim_token"]})
+    return out
+
+
+def _store_p50(data_dir: Path, now: float, n: int) -> dict[str, float]:
+    """The same operations straight on the Store (ms, p50): the database's share of the cost."""
+    store = Store(data_dir / "agentdeck.db")
+    try:
+        ops = {
+            "list_runs": lambda: store.list_runs({}, 21, None),
+            "list_runs state": lambda: store.list_runs({"state": "failed"}, 21, None),
+            "list_runs created_after": lambda: store.list_runs({"created_after": now - 60}, 21, None),
+        }
+        out = {}
+        for name, op in ops.items():
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                op()
+                times.append(time.perf_counter() - started)
+            out[name] = percentile(times, 50) * 1000
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            task = store.claim_next("default", "bench", 300, time.time())
+            times.append(time.perf_counter() - started)
+            assert task is not None
+            store.settle(task["lease_run_id"], task["claim_token"], "released", time.time())
+        out["claim_task"] = percentile(times, 50) * 1000
+        return out
+    finally:
+        store.close()
+
+
+async def run(settings: Settings) -> list[Row]:
+    repeats, n = settings.pick(5, 3), settings.pick(100, 50)
+    log = settings.log("scale")
+    now = time.time()
+    servers = {}
+    for size in (SMALL, LARGE):
+        home = settings.dir(f"scale-{size}")
+        started = time.perf_counter()
+        seed(home / "data", size, now)
+        settings.say(f"scale: seeded {size} runs and tasks in {time.perf_counter() - started:.1f} s")
+        servers[size] = agentdeck(home, log)
+    operations = _operations(now)
+    p50: dict[tuple[str, int], list[float]] = {(op, size): [] for op in operations for size in servers}
+    async with AsyncExitStack() as stack:
+        clients = {size: await stack.enter_async_context(server.client()) for size, server in servers.items()}
+        for size, client in clients.items():  # warm-up, and a check that the data is what we meant
+            page = await call(client, "list_runs", operations["list_runs created_after"])
+            if len(page["runs"]) != 5:
+                raise RuntimeError(f"expected 5 recent runs in the {size} store, got {len(page['runs'])}")
+            for op, args in operations.items():
+                await (_claims(client, 20) if op == "claim_task" else latencies(client, "list_runs", args, 20))
+        for repeat in range(repeats):
+            for op, args in operations.items():
+                for size in (SMALL, LARGE) if repeat % 2 == 0 else (LARGE, SMALL):
+                    client = clients[size]
+                    samples = await (_claims(client, n) if op == "claim_task" else latencies(client, "list_runs", args, n))
+                    p50[(op, size)].append(percentile(samples, 50) * 1000)
+    store = {size: _store_p50(settings.root / f"scale-{size}" / "data", now, n) for size in servers}
+    settings.say(f"scale: p50 {p50}; store p50 {store}")
+    rows = []
+    for op, args in operations.items():
+        large, small = p50[(op, LARGE)], p50[(op, SMALL)]
+        shown = ", ".join(f"{k}={v}" for k, v in args.items() if k != "created_after") or "no filter"
+        if "created_after" in args:
+            shown = "created_after=1 min ago (5 match)"
+        rows.append(
+            Row(
+                f"6 {op}",
+                f"{op.split()[0]} ({shown}) p50 at {LARGE:,}",
+                summarize(large, "ms"),
+                summarize(small, "ms"),
+                f"at {SMALL}",
+                "<=",
+                2.0,
+                ratio_repeats=[a / b for a, b in zip(large, small, strict=True)],
+                note=f"Store alone: {store[LARGE][op]:.3f} ms at {LARGE:,} vs {store[SMALL][op]:.3f} ms at {SMALL}",
+            )
+        )
+    return rows
