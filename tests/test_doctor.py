@@ -47,3 +47,11 @@ def test_a_reachable_platform_with_a_key_passes(tmp_path: Path) -> None:
         result = _doctor(tmp_path, WARP_API_KEY="k")
     assert result.returncode == 0, result.stdout
     assert "ok   oz: reachable, identity accepted" in result.stdout
+
+
+def test_the_local_store_is_reached_and_its_schema_version_reported(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    ok = _doctor(tmp_path)
+    assert "ok   local: store: " in ok.stdout and "schema version" in ok.stdout
+    down = _doctor(tmp_path, AGENTDECK_STORE=f"postgresql://nobody@127.0.0.1:{free_port()}/nothing")
+    assert down.returncode == 1 and "FAIL local: store" in down.stdout

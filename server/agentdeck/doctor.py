@@ -56,7 +56,7 @@ async def _check(config: Config) -> list[Check]:
         for name, backend in deck.backends.items():
             settings = config.backends[name]
             if isinstance(settings, LocalConfig):
-                results.append((True, f"{name}: store", str(getattr(backend, "data_dir", ""))))
+                results += [(ok, f"{name}: {what}", detail) for ok, what, detail in await backend.doctor()]  # type: ignore[attr-defined]
                 results += _local_checks(name, settings)
                 continue
             env_var = getattr(settings, "api_key_env", None)
