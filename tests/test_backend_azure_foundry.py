@@ -27,7 +27,7 @@ from mcp.types import CallToolResult
 from agentdeck.app import build_server
 from agentdeck.backends import Deck
 from agentdeck.backends.azure_foundry import MAX_UPLOAD_BYTES
-from agentdeck.config import AzureFoundryConfig, load_config
+from agentdeck.config import load_config
 from tests.emulators import azure_foundry
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread

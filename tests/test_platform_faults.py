@@ -86,7 +86,7 @@ def platform(request: pytest.FixtureRequest) -> Iterator[tuple[Platform, str]]:
 
 def _config(tmp_path: Path, platform: Platform, url: str) -> Any:
     path = tmp_path / "agentdeck.toml"
-    path.write_text(f'default = "p"\n[backends.p]\n' + platform.toml.format(url=url))
+    path.write_text('default = "p"\n[backends.p]\n' + platform.toml.format(url=url))
     return load_config(path, env={"AGENTDECK_DATA_DIR": str(tmp_path / "data"), "AGENTDECK_IDENTITY": "faults", **platform.env})
 
 

@@ -13,14 +13,12 @@ import functools
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,20 +27,17 @@ import anyio
 import anyio.abc
 
 from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.local.channels import Channels
+from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, json_size, loads, text_size, ts
 from agentdeck.backends.local.notify import wake_dir
-from agentdeck.backends.local.store_api import LeaseError, Store, UnknownClaim, describe_store, is_postgres, new_id, open_store, sqlite_path
+from agentdeck.backends.local.tasks import Tasks
+from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.config import LocalConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
 from agentdeck.models import (
     Agent,
     AgentList,
-    Channel,
-    ChannelList,
-    ChannelMessage,
-    ClaimResult,
-    Lease,
-    MessageBatch,
     Routine,
     RoutineList,
     Run,
@@ -50,37 +45,13 @@ from agentdeck.models import (
     RunEvent,
     RunEventPage,
     RunPage,
-    Task,
 )
 
 __all__ = ["LocalBackend"]
 
 log = logging.getLogger("agentdeck.local")
 
-_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_QUEUE = _CHANNEL
 _NEVER_STARTED_SECONDS = 60.0
-MAX_BODY_BYTES = 64 * 1024
-MAX_JSON_BYTES = 256 * 1024
-MAX_PROMPT_BYTES = 256 * 1024
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _json_size(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> None:
-    if value is not None and len(json.dumps(value)) > limit:
-        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; store big data elsewhere and pass a reference")
-
-
-def _text_size(value: str, what: str, limit: int) -> None:
-    if len(value.encode()) > limit:
-        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; shorten it or pass a reference to a file")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -110,7 +81,7 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-class LocalBackend(Backend):
+class LocalBackend(Channels, Tasks, Backend):
     kind = "local"
     capabilities = frozenset(
         {
@@ -216,8 +187,8 @@ class LocalBackend(Backend):
         if spec is None:
             names = ", ".join(sorted(self.config.agents)) or "none"
             raise NotFound(f"No agent '{agent}' on backend '{self.name}'. Configured agents: {names}. Call list_agents.")
-        _text_size(prompt, "prompt", MAX_PROMPT_BYTES)
-        _json_size(fields.get("metadata"), "metadata", 16 * 1024)
+        text_size(prompt, "prompt", MAX_PROMPT_BYTES)
+        json_size(fields.get("metadata"), "metadata", 16 * 1024)
         depth = 0
         if parent_run_id:
             parent = await self.store.get_run(parent_run_id)
@@ -335,9 +306,9 @@ class LocalBackend(Backend):
             state=row["state"],
             platform_state=row["state"],
             name=row["name"],
-            created_at=_ts(row["created_at"]),
-            started_at=_ts(row["started_at"]),
-            ended_at=_ts(row["ended_at"]),
+            created_at=ts(row["created_at"]),
+            started_at=ts(row["started_at"]),
+            ended_at=ts(row["ended_at"]),
             parent_run_id=row["parent_run_id"],
             thread_id=row["thread_id"],
             followup_of=row["followup_of"],
@@ -346,7 +317,7 @@ class LocalBackend(Backend):
             exit_code=row["exit_code"],
             error=error,
             latest_seq=row["last_seq"],
-            metadata=_loads(row["metadata"]) or {},
+            metadata=loads(row["metadata"]) or {},
         )
 
     async def get_run(self, run_id: str) -> Run:
@@ -428,7 +399,7 @@ class LocalBackend(Backend):
     async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
         row = await self._get(run_id)
         rows = await self.store.run_events(run_id, after_seq or 0, limit)
-        events = [RunEvent(seq=r["seq"], at=_ts(r["at"]), kind=r["kind"], text=r["text"]) for r in rows]  # type: ignore[arg-type]
+        events = [RunEvent(seq=r["seq"], at=ts(r["at"]), kind=r["kind"], text=r["text"]) for r in rows]  # type: ignore[arg-type]
         last = events[-1].seq if events else (after_seq or 0)
         more = last < row["last_seq"] or row["state"] not in ("succeeded", "failed", "cancelled")
         return RunEventPage(run_id=run_id, backend=self.name, events=events, next_after_seq=last if more else None, run_state=row["state"])
@@ -471,180 +442,6 @@ class LocalBackend(Backend):
     async def list_routine_runs(self, routine: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None) -> RunPage:
         self._routine(routine)
         return await self.list_runs(state=status, routine=routine, limit=limit, cursor=cursor)
-
-    # channels ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _channel_name(channel: str) -> str:
-        name = channel.strip().removeprefix("#")
-        if not _CHANNEL.match(name):
-            raise InvalidArgument("channel must be 1-64 letters, digits, '_', '.' or '-' (for example 'general'); list_channels shows existing ones")
-        return name
-
-    def _message(self, row: dict[str, Any]) -> ChannelMessage:
-        return ChannelMessage(
-            id=str(row["id"]),
-            channel=row["channel"],
-            backend=self.name,
-            sender=row["sender"],
-            body=row["body"],
-            kind=row["kind"],
-            correlation_id=row["correlation_id"],
-            reply_to=None if row["reply_to"] is None else str(row["reply_to"]),
-            sent_at=_ts(row["sent_at"]),  # type: ignore[arg-type]
-        )
-
-    async def list_channels(self) -> ChannelList:
-        rows = await self.store.list_channels()
-        return ChannelList(
-            channels=[Channel(name=r["name"], backend=self.name, message_count=r["message_count"], last_message_at=_ts(r["last_message_at"])) for r in rows]
-        )
-
-    async def send_channel_message(
-        self,
-        channel: str,
-        body: str,
-        *,
-        kind: str | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ChannelMessage:
-        name = self._channel_name(channel)
-        _text_size(body, "body", MAX_BODY_BYTES)
-        reply_id = None
-        if reply_to is not None:
-            original = await self.store.get_message(int(reply_to)) if reply_to.isdigit() else None
-            if original is None or original["channel"] != name:
-                raise NotFound(f"No message '{reply_to}' on #{name} to reply to; use an id from receive_channel_messages.")
-            reply_id = original["id"]
-        message = {
-            "channel": name,
-            "sender": self.identity,
-            "body": body,
-            "kind": kind or "message",
-            "correlation_id": correlation_id,
-            "reply_to": reply_id,
-            "sent_at": time.time(),
-        }
-        row = await self.store.append_message(message, f"send:{self.identity}", idempotency_key)
-        await self.wakeups.publish(f"channel:{name}")
-        return self._message(row)
-
-    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
-        name = self._channel_name(channel)
-        if after is not None and not after.isdigit():
-            raise InvalidArgument("after must be the id of a message you received on this channel, or omitted")
-        start = int(after) if after is not None else None
-        deadline = time.monotonic() + wait_seconds
-        topic = f"channel:{name}"
-        while True:
-            event = self.wakeups.register(topic)
-            try:
-                rows, more = await self.store.read_messages(name, self.identity, limit, start)
-                start = None  # the cursor now stands past `after`
-                self.wakeups.open()
-                remaining = deadline - time.monotonic()
-                if rows or remaining <= 0:
-                    return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows], more=more)
-                await self.wakeups.wait(event, remaining)
-            finally:
-                self.wakeups.unregister(topic, event)
-
-    async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:
-        name = self._channel_name(channel)
-        rows = await self.store.latest_messages(name, limit)
-        return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows])
-
-    # tasks ------------------------------------------------------------------------------
-
-    def _task(self, row: dict[str, Any]) -> Task:
-        return Task(
-            id=row["id"],
-            backend=self.name,
-            queue=row["queue"],
-            title=row["title"],
-            state=row["state"],
-            priority=row["priority"],
-            payload=_loads(row["payload"]),
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            created_at=_ts(row["created_at"]),
-            result=_loads(row["result"]),
-            error=row["error"],
-        )
-
-    def _lease(self, row: dict[str, Any]) -> Lease:
-        return Lease(
-            run_id=row["lease_run_id"],
-            backend=self.name,
-            task=self._task(row),
-            claim_token=row["claim_token"],
-            lease_expires_at=_ts(row["lease_expires_at"]),
-            holder=row["holder"],
-        )
-
-    @staticmethod
-    def _queue(queue: str | None) -> str:
-        name = (queue or "default").strip()
-        if not _QUEUE.match(name):
-            raise InvalidArgument("queue must be 1-64 letters, digits, '_', '.' or '-'; omit it for the 'default' queue")
-        return name
-
-    async def create_task(
-        self, title: str, *, payload: Any = None, queue: str | None = None, priority: int = 0, max_attempts: int = 3, idempotency_key: str | None = None
-    ) -> Task:
-        if not title.strip():
-            raise InvalidArgument("title must not be empty; say in a few words what the task is")
-        _json_size(payload, "payload")
-        task = {
-            "id": new_id("task"),
-            "queue": self._queue(queue),
-            "title": title.strip(),
-            "payload": payload,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "created_at": time.time(),
-        }
-        row = await self.store.create_task(task, f"task:{self.identity}", idempotency_key)
-        await self.wakeups.publish(f"queue:{task['queue']}")
-        return self._task(row)
-
-    async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
-        name = self._queue(queue)
-        row = await self.store.claim_next(name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
-        return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
-
-    async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if not claim_token:
-            raise InvalidArgument("claim_token is required on the local backend; use the one claim_task returned with this run_id")
-        try:
-            return await op(run_id, claim_token, *args, **kwargs)
-        except UnknownClaim:
-            raise NotFound(f"No task claim has run id '{run_id}'; use the run_id that claim_task returned.") from None
-        except LeaseError as exc:
-            raise LeaseLost(f"Lease lost: {exc.reason}. Stop working on it and call claim_task for new work.") from None
-
-    async def heartbeat_task(self, run_id: str, claim_token: str | None = None, lease_seconds: int | None = None) -> Lease:
-        row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.config.lease_seconds, time.time())
-        return self._lease(row)
-
-    async def complete_task(self, run_id: str, claim_token: str | None = None, result: Any = None) -> Task:
-        _json_size(result, "result")
-        row = await self._settle(self.store.settle, run_id, claim_token, "completed", time.time(), result=result)
-        return self._task(row)
-
-    async def fail_task(self, run_id: str, claim_token: str | None, error: str, retryable: bool = True) -> Task:
-        _text_size(error, "error", MAX_BODY_BYTES)
-        row = await self._settle(self.store.settle, run_id, claim_token, "retry" if retryable else "failed", time.time(), error=error)
-        if row["state"] == "queued":
-            await self.wakeups.publish(f"queue:{row['queue']}")
-        return self._task(row)
-
-    async def release_task(self, run_id: str, claim_token: str | None = None, reason: str | None = None) -> Task:
-        row = await self._settle(self.store.settle, run_id, claim_token, "released", time.time(), error=reason)
-        await self.wakeups.publish(f"queue:{row['queue']}")
-        return self._task(row)
 
     async def context(self) -> dict[str, Any]:
         return {

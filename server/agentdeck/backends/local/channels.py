@@ -1,0 +1,108 @@
+"""The local platform's channels: durable, ordered, read once per identity, never by the sender."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
+from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.errors import InvalidArgument, NotFound
+from agentdeck.models import Channel, ChannelList, ChannelMessage, MessageBatch
+
+__all__ = ["Channels"]
+
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Channels:
+    """Channel operations of LocalBackend (a part of it, split out by noun)."""
+
+    name: str
+    identity: str
+    store: Store
+    wakeups: Wakeups
+
+    @staticmethod
+    def _channel_name(channel: str) -> str:
+        name = channel.strip().removeprefix("#")
+        if not _CHANNEL.match(name):
+            raise InvalidArgument("channel must be 1-64 letters, digits, '_', '.' or '-' (for example 'general'); list_channels shows existing ones")
+        return name
+
+    def _message(self, row: dict[str, Any]) -> ChannelMessage:
+        return ChannelMessage(
+            id=str(row["id"]),
+            channel=row["channel"],
+            backend=self.name,
+            sender=row["sender"],
+            body=row["body"],
+            kind=row["kind"],
+            correlation_id=row["correlation_id"],
+            reply_to=None if row["reply_to"] is None else str(row["reply_to"]),
+            sent_at=ts(row["sent_at"]),  # type: ignore[arg-type]
+        )
+
+    async def list_channels(self) -> ChannelList:
+        rows = await self.store.list_channels()
+        return ChannelList(
+            channels=[Channel(name=r["name"], backend=self.name, message_count=r["message_count"], last_message_at=ts(r["last_message_at"])) for r in rows]
+        )
+
+    async def send_channel_message(
+        self,
+        channel: str,
+        body: str,
+        *,
+        kind: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ChannelMessage:
+        name = self._channel_name(channel)
+        text_size(body, "body", MAX_BODY_BYTES)
+        reply_id = None
+        if reply_to is not None:
+            original = await self.store.get_message(int(reply_to)) if reply_to.isdigit() else None
+            if original is None or original["channel"] != name:
+                raise NotFound(f"No message '{reply_to}' on #{name} to reply to; use an id from receive_channel_messages.")
+            reply_id = original["id"]
+        message = {
+            "channel": name,
+            "sender": self.identity,
+            "body": body,
+            "kind": kind or "message",
+            "correlation_id": correlation_id,
+            "reply_to": reply_id,
+            "sent_at": time.time(),
+        }
+        row = await self.store.append_message(message, f"send:{self.identity}", idempotency_key)
+        await self.wakeups.publish(f"channel:{name}")
+        return self._message(row)
+
+    async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
+        name = self._channel_name(channel)
+        if after is not None and not after.isdigit():
+            raise InvalidArgument("after must be the id of a message you received on this channel, or omitted")
+        start = int(after) if after is not None else None
+        deadline = time.monotonic() + wait_seconds
+        topic = f"channel:{name}"
+        while True:
+            event = self.wakeups.register(topic)
+            try:
+                rows, more = await self.store.read_messages(name, self.identity, limit, start)
+                start = None  # the cursor now stands past `after`
+                self.wakeups.open()
+                remaining = deadline - time.monotonic()
+                if rows or remaining <= 0:
+                    return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows], more=more)
+                await self.wakeups.wait(event, remaining)
+            finally:
+                self.wakeups.unregister(topic, event)
+
+    async def channel_history(self, channel: str, *, limit: int = 50) -> MessageBatch:
+        name = self._channel_name(channel)
+        rows = await self.store.latest_messages(name, limit)
+        return MessageBatch(channel=name, backend=self.name, messages=[self._message(r) for r in rows])

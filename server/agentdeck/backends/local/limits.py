@@ -1,0 +1,33 @@
+"""Limits and row conversions shared by the local backend's parts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from agentdeck.errors import InvalidArgument
+
+__all__ = ["MAX_BODY_BYTES", "MAX_JSON_BYTES", "MAX_PROMPT_BYTES", "json_size", "loads", "text_size", "ts"]
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_BYTES = 256 * 1024
+MAX_PROMPT_BYTES = 256 * 1024
+
+
+def ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def json_size(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> None:
+    if value is not None and len(json.dumps(value)) > limit:
+        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; store big data elsewhere and pass a reference")
+
+
+def text_size(value: str, what: str, limit: int) -> None:
+    if len(value.encode()) > limit:
+        raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; shorten it or pass a reference to a file")
