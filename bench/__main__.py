@@ -14,8 +14,9 @@ from pathlib import Path
 
 import anyio
 
+from bench.postgres import SKIPPED, describe, postgres_url
 from bench.report import table, write_json
-from bench.settings import Settings
+from bench.settings import Settings, describe_error
 from bench.stats import Row
 
 BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "scale", "memory")
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     if busy is not None and busy > 0.5 * (os.cpu_count() or 1):
         print(f"warning: load average {busy:.1f} before starting; other work on this machine skews every figure", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
-    settings = Settings(quick=args.quick, root=root, verbose=not args.quiet)
+    postgres = postgres_url() if {"claims", "wakeup"} & chosen else None
+    settings = Settings(quick=args.quick, root=root, verbose=not args.quiet, postgres=postgres)
     rows: list[Row] = []
-    failures: dict[str, str] = {}
+    failures = settings.failures
     started = time.perf_counter()
     try:
         for name in names:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rows += anyio.run(module.run, settings)
             except Exception as exc:  # one broken benchmark must not hide the others' figures
-                failures[name] = _describe(exc)
+                failures[name] = describe_error(exc)
                 traceback.print_exc(file=sys.stderr)
             settings.say(f"{name} done in {time.perf_counter() - t0:.1f} s")
     finally:
@@ -65,16 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for name, error in failures.items():
         print(f"benchmark {name} did not finish: {error}")
+    if postgres is None and {"claims", "wakeup"} & chosen:
+        print(SKIPPED)
     print(f"\n{sum(r.verdict == 'PASS' for r in rows)} pass, {sum(r.verdict == 'MISS' for r in rows)} miss, in {elapsed:.0f} s; written to {args.out}")
-    write_json(args.out, rows, quick=args.quick, elapsed=elapsed, failures=failures, load_at_start=busy)
+    write_json(args.out, rows, quick=args.quick, elapsed=elapsed, failures=failures, load_at_start=busy, postgres=describe(postgres) if postgres else None)
     return 1 if failures else 0
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost error: task groups wrap a dead server's "Connection closed" twice."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _remove_wake_dirs(root: Path) -> None:

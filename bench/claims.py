@@ -12,6 +12,12 @@ claim + complete: two BEGIN IMMEDIATE transactions of two single-row UPDATEs by 
 
 Also shown (information): the MCP floor, 4 workers each calling B1's echo twice per task.
 
+On PostgreSQL (when AGENTDECK_BENCH_POSTGRES or AGENTDECK_TEST_POSTGRES names a server, see
+bench/postgres.py): the same 4 agentdeck workers with AGENTDECK_STORE pointing at a fresh
+schema, against B3-pg: raw psycopg on the same server doing B3's transactions the way the
+store runs them (autocommit connection; BEGIN, two single-row UPDATEs by primary key, COMMIT;
+twice per task). Double claims are checked the same way, from the store's tables.
+
 Workers are this module run as a script: a JSON spec on stdin, "ready" on stdout, then one
 JSON command per line, one JSON result line per command.
 """
@@ -24,11 +30,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from bench.postgres import describe, fresh_schema
 from bench.servers import PYTHON, REPO, agentdeck, baseline, connect
 from bench.settings import Settings
 from bench.stats import Figure, Row, summarize
@@ -105,14 +113,33 @@ def _seed_b3(path: Path, rows: int) -> None:
     db.close()
 
 
+def _seed_b3_pg(url: str, rows: int) -> None:
+    """B3-pg's tables, beside the store's in the run's own schema: B3's, in PostgreSQL types."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE b3_tasks (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, holder TEXT, updated_at DOUBLE PRECISION)")
+        conn.execute("CREATE TABLE b3_attempts (seq INTEGER PRIMARY KEY, holder TEXT, claimed_at DOUBLE PRECISION, ended_at DOUBLE PRECISION, outcome TEXT)")
+        with conn.transaction():
+            conn.execute("INSERT INTO b3_tasks (seq, state) SELECT i, 'queued' FROM generate_series(0, %s) AS i", (rows - 1,))
+            conn.execute("INSERT INTO b3_attempts (seq) SELECT i FROM generate_series(0, %s) AS i", (rows - 1,))
+        conn.execute("ANALYZE b3_tasks")
+        conn.execute("ANALYZE b3_attempts")
+
+
+def _task(queue: str, i: int) -> dict[str, Any]:
+    from agentdeck.backends.local.store import new_id
+
+    return {"id": new_id("task"), "queue": queue, "title": f"task {i}", "payload": {"n": i}, "priority": 0, "max_attempts": 3, "created_at": time.time()}
+
+
 def _seed_agentdeck(data_dir: Path, queue: str, count: int) -> None:
-    from agentdeck.backends.local.store import Store, new_id
+    from agentdeck.backends.local.store import Store
 
     store = Store(data_dir / "agentdeck.db")
     try:
         for i in range(count):
-            now = time.time()
-            store.create_task({"id": new_id("task"), "queue": queue, "title": f"task {i}", "payload": {"n": i}, "priority": 0, "max_attempts": 3, "created_at": now}, "bench", None)
+            store.create_task(_task(queue, i), "bench", None)
     finally:
         store.close()
 
@@ -128,12 +155,98 @@ def _db_check(data_dir: Path, queue: str) -> tuple[int, int]:
     return int(completed), int(again)
 
 
+def _pg_check(url: str, queue: str) -> tuple[int, int]:
+    """_db_check on the PostgreSQL store: the same two counts, read with psycopg."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        completed = conn.execute("SELECT COUNT(*) FROM tasks WHERE queue = %s AND state = 'completed'", (queue,)).fetchone()
+        again = conn.execute("SELECT COUNT(*) FROM tasks WHERE queue = %s AND attempts <> 1", (queue,)).fetchone()
+    return int(completed[0] if completed else 0), int(again[0] if again else 0)
+
+
+class _Tally:
+    """What the agentdeck rounds of one store got wrong: double claims, failed completes, mismatches."""
+
+    def __init__(self) -> None:
+        self.double_claims = self.lost = self.db_problems = 0
+
+    def add(self, results: list[dict[str, Any]], tasks: int, completed: int, again: int) -> None:
+        counts = collections.Counter(task for r in results for task in r["claimed"])
+        self.double_claims += sum(c - 1 for c in counts.values() if c > 1)
+        self.lost += sum(r["errors"] for r in results)
+        self.db_problems += (tasks - completed) + again
+        if len(counts) != tasks:
+            self.db_problems += abs(tasks - len(counts))
+
+    @property
+    def total(self) -> int:
+        return self.double_claims + self.lost + self.db_problems
+
+
+async def _rounds(
+    groups: dict[str, _Group],
+    repeats: int,
+    tasks: int,
+    seed: Callable[[str, int], Awaitable[None]],
+    check: Callable[[str], tuple[int, int]],
+) -> tuple[dict[str, list[float]], _Tally]:
+    """`repeats` rounds of every group on `tasks` tasks, in alternating order; tasks/s per group.
+
+    Group names say what a round is: "agentdeck" claims a fresh queue (seeded by `seed`,
+    checked by `check`), "B3..." updates its own not yet used rows, "B1" calls echo twice per task.
+    """
+    per_worker = tasks // WORKERS
+    rates: dict[str, list[float]] = {name: [] for name in groups}
+    tally = _Tally()
+    for name, group in groups.items():
+        if name.startswith("B3"):  # one unmeasured round on its own rows, like the others' warm-up
+            await anyio.to_thread.run_sync(group.go, [{"ids": [i * per_worker, (i + 1) * per_worker]} for i in range(WORKERS)])
+    for repeat in range(repeats):
+        queue = f"bench{repeat}"
+        await seed(queue, tasks)
+        order = list(groups) if repeat % 2 == 0 else list(reversed(groups))
+        for name in order:
+            if name == "agentdeck":
+                commands: list[dict[str, Any]] = [{"queue": queue}] * WORKERS
+            elif name.startswith("B3"):
+                first = (repeat + 1) * tasks
+                commands = [{"ids": [first + i * per_worker, first + (i + 1) * per_worker]} for i in range(WORKERS)]
+            else:
+                commands = [{"calls": 2 * per_worker}] * WORKERS
+            results = await anyio.to_thread.run_sync(groups[name].go, commands)
+            rates[name].append(tasks / _span(results))
+            if name == "agentdeck":
+                tally.add(results, tasks, *await anyio.to_thread.run_sync(check, queue))
+    return rates, tally
+
+
+async def _start(specs: dict[str, list[dict[str, Any]]], log: Any, groups: dict[str, _Group]) -> None:
+    for name, group_specs in specs.items():
+        groups[name] = await anyio.to_thread.run_sync(_Group, group_specs, log)
+
+
+def _close(groups: dict[str, _Group]) -> None:
+    for group in groups.values():
+        group.close()
+
+
 async def run(settings: Settings) -> list[Row]:
     repeats, tasks = settings.pick(3, 2), settings.pick(1600, 400)
-    per_worker = tasks // WORKERS
-    tasks = per_worker * WORKERS
+    tasks = tasks // WORKERS * WORKERS
     log = settings.log("claims")
     home = settings.dir("claims")
+    rows = await _run_sqlite(settings, log, home, repeats, tasks)
+    if settings.postgres:
+        try:
+            floor = next((r.baseline.median for r in rows if r.key == "4 MCP floor" and r.baseline), None)  # B1 x2, just measured
+            rows += await _run_postgres(settings, log, home, settings.pick(3, 2), settings.pick(1000, 300), floor)
+        except Exception as exc:  # the SQLite rows above still count
+            settings.fail("claims on PostgreSQL", exc)
+    return rows
+
+
+async def _run_sqlite(settings: Settings, log: Any, home: Path, repeats: int, tasks: int) -> list[Row]:
     data_dir = home / "data"
     _seed_agentdeck(data_dir, "warmup", WORKERS * 5)
     b3_path = home / "b3.db"
@@ -143,47 +256,85 @@ async def run(settings: Settings) -> list[Row]:
         "B3": [{"kind": "sqlite", "db": str(b3_path), "holder": f"worker-{i}"} for i in range(WORKERS)],
         "B1": [{"kind": "b1", "env": baseline(log).env} for _ in range(WORKERS)],
     }
+
+    async def seed(queue: str, count: int) -> None:
+        _seed_agentdeck(data_dir, queue, count)
+
     groups: dict[str, _Group] = {}
-    rates: dict[str, list[float]] = {name: [] for name in specs}
-    double_claims, lost, db_problems = 0, 0, 0
     try:
-        for name, group_specs in specs.items():
-            groups[name] = await anyio.to_thread.run_sync(_Group, group_specs, log)
-        # one unmeasured round of B3 on its own rows, like the warm-up the others had
-        groups["B3"].go([{"ids": [i * per_worker, (i + 1) * per_worker]} for i in range(WORKERS)])
-        for repeat in range(repeats):
-            queue = f"bench{repeat}"
-            _seed_agentdeck(data_dir, queue, tasks)
-            order = list(specs) if repeat % 2 == 0 else list(reversed(specs))
-            for name in order:
-                if name == "agentdeck":
-                    commands = [{"queue": queue}] * WORKERS
-                elif name == "B3":
-                    first = (repeat + 1) * tasks
-                    commands = [{"ids": [first + i * per_worker, first + (i + 1) * per_worker]} for i in range(WORKERS)]
-                else:
-                    commands = [{"calls": 2 * per_worker}] * WORKERS
-                results = await anyio.to_thread.run_sync(groups[name].go, commands)
-                rates[name].append(tasks / _span(results))
-                if name == "agentdeck":
-                    counts = collections.Counter(task for r in results for task in r["claimed"])
-                    double_claims += sum(c - 1 for c in counts.values() if c > 1)
-                    lost += sum(r["errors"] for r in results)
-                    completed, again = _db_check(data_dir, queue)
-                    db_problems += (tasks - completed) + again
-                    if len(counts) != tasks:
-                        db_problems += abs(tasks - len(counts))
+        await _start(specs, log, groups)
+        rates, tally = await _rounds(groups, repeats, tasks, seed, lambda queue: _db_check(data_dir, queue))
     finally:
-        for group in groups.values():
-            group.close()
-    settings.say(f"claims: tasks/s {rates}; double claims {double_claims}, failed completes {lost}, store mismatches {db_problems}")
+        _close(groups)
+    settings.say(f"claims: tasks/s {rates}; double claims {tally.double_claims}, failed completes {tally.lost}, store mismatches {tally.db_problems}")
     agentdeck_rate, b3, floor = summarize(rates["agentdeck"], "tasks/s"), summarize(rates["B3"], "tasks/s"), summarize(rates["B1"], "tasks/s")
-    checks = double_claims + lost + db_problems
     return [
         Row("4 claims", f"claim+complete, {WORKERS} processes, one queue", agentdeck_rate, b3, "B3 sqlite", ">=", 0.5, ratio_repeats=[a / b for a, b in zip(rates["agentdeck"], rates["B3"], strict=True)], note=f"{repeats}x{tasks} tasks; B3 = 2 BEGIN IMMEDIATE transactions of 2 single-row UPDATEs per task"),
-        Row("4 double claims", "tasks handed to two claims", Figure(double_claims, double_claims, double_claims, "tasks"), None, f"failed completes {lost}, store mismatches {db_problems}", passed=checks == 0, note="goal: 0 (from the claims returned and from the store's own attempts counts)"),
+        _double_claims_row("4 double claims", tally),
         Row("4 MCP floor", "agentdeck against B1 echo called twice per task", agentdeck_rate, floor, "B1 x2", ratio_repeats=[a / b for a, b in zip(rates["agentdeck"], rates["B1"], strict=True)], note=f"information: 4 workers calling B1's echo twice per task reach {floor.median / b3.median:.3f} x B3, so no MCP server meets target 4 here"),
     ]
+
+
+async def _run_postgres(settings: Settings, log: Any, home: Path, repeats: int, tasks: int, floor: float | None) -> list[Row]:
+    """Target 4 again with agentdeck's store in PostgreSQL (AGENTDECK_STORE), against B3-pg."""
+    from agentdeck.backends.local.store_api import open_store
+
+    tasks = tasks // WORKERS * WORKERS
+    data_dir = home / "pg-data"
+    with fresh_schema(settings.postgres or "", settings.say) as url:
+        store = open_store(url, data_dir)
+        await store.open()  # creates the store's tables before the servers start
+        groups: dict[str, _Group] = {}
+        try:
+
+            async def seed(queue: str, count: int) -> None:
+                for i in range(count):
+                    await store.create_task(_task(queue, i), "bench", None)
+
+            await seed("warmup", WORKERS * 5)
+            _seed_b3_pg(url, tasks * (repeats + 1))
+            specs = {
+                "agentdeck": [
+                    {"kind": "agentdeck", "env": agentdeck(home / f"pg{i}", log, identity=f"worker-{i}", data_dir=data_dir, AGENTDECK_STORE=url).env}
+                    for i in range(WORKERS)
+                ],
+                "B3-pg": [{"kind": "postgres", "url": url, "holder": f"worker-{i}"} for i in range(WORKERS)],
+            }
+            await _start(specs, log, groups)
+            rates, tally = await _rounds(groups, repeats, tasks, seed, lambda queue: _pg_check(url, queue))
+        finally:
+            _close(groups)
+            await store.close()
+    settings.say(f"claims on PostgreSQL: tasks/s {rates}; double claims {tally.double_claims}, failed completes {tally.lost}, store mismatches {tally.db_problems}")
+    b3_pg = summarize(rates["B3-pg"], "tasks/s")
+    floor_note = f"; the MCP floor (B1 x2) is {floor / b3_pg.median:.2f} x B3-pg" if floor else ""
+    return [
+        Row(
+            "4 claims, PostgreSQL",
+            f"claim+complete, {WORKERS} processes, one queue",
+            summarize(rates["agentdeck"], "tasks/s"),
+            b3_pg,
+            "B3-pg",
+            ">=",
+            0.5,
+            ratio_repeats=[a / b for a, b in zip(rates["agentdeck"], rates["B3-pg"], strict=True)],
+            note=f"{repeats}x{tasks} tasks, store on {describe(url)}; B3-pg = raw psycopg on the same server, 2 transactions (BEGIN, 2 single-row UPDATEs, COMMIT) per task{floor_note}",
+        ),
+        _double_claims_row("4 double claims, PostgreSQL", tally),
+    ]
+
+
+def _double_claims_row(key: str, tally: _Tally) -> Row:
+    n = tally.double_claims
+    return Row(
+        key,
+        "tasks handed to two claims",
+        Figure(n, n, n, "tasks"),
+        None,
+        f"failed completes {tally.lost}, store mismatches {tally.db_problems}",
+        passed=tally.total == 0,
+        note="goal: 0 (from the claims returned and from the store's own attempts counts)",
+    )
 
 
 # ---- the workers --------------------------------------------------------------------------
@@ -208,6 +359,28 @@ def _sqlite_worker(spec: dict[str, Any]) -> None:
                 db.execute("UPDATE attempts SET holder = ?, claimed_at = ?, ended_at = ?, outcome = ? WHERE seq = ?", (holder, now, now, outcome, seq))
                 db.execute("COMMIT")
         print(json.dumps({"start": start, "end": time.time(), "claimed": [], "errors": 0}), flush=True)
+
+
+def _postgres_worker(spec: dict[str, Any]) -> None:
+    """B3-pg: B3's two transactions per task, with psycopg on one connection, as the store runs them."""
+    import psycopg
+
+    conn = psycopg.connect(spec["url"], autocommit=True)
+    holder = spec["holder"]
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command == "exit":
+            break
+        start = time.time()
+        for seq in range(*command["ids"]):
+            for state, outcome in (("claimed", None), ("completed", "completed")):
+                now = time.time()
+                with conn.transaction():
+                    conn.execute("UPDATE b3_tasks SET state = %s, holder = %s, updated_at = %s WHERE seq = %s", (state, holder, now, seq))
+                    conn.execute("UPDATE b3_attempts SET holder = %s, claimed_at = %s, ended_at = %s, outcome = %s WHERE seq = %s", (holder, now, now, outcome, seq))
+        print(json.dumps({"start": start, "end": time.time(), "claimed": [], "errors": 0}), flush=True)
+    conn.close()
 
 
 async def _mcp_worker(spec: dict[str, Any]) -> None:
@@ -260,6 +433,8 @@ def _worker() -> None:
     spec = json.loads(sys.stdin.readline())
     if spec["kind"] == "sqlite":
         _sqlite_worker(spec)
+    elif spec["kind"] == "postgres":
+        _postgres_worker(spec)
     else:
         anyio.run(_mcp_worker, spec)
 

@@ -68,13 +68,14 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
-def write_json(path: Path, rows: Sequence[Row], *, quick: bool, elapsed: float, failures: dict[str, str], load_at_start: float | None) -> None:
+def write_json(path: Path, rows: Sequence[Row], *, quick: bool, elapsed: float, failures: dict[str, str], load_at_start: float | None, postgres: str | None = None) -> None:
     document = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(["python", "-m", "bench", *sys.argv[1:]]),
         "quick": quick,
         "elapsed_seconds": round(elapsed, 1),
         "machine": machine() | {"load_average_at_start": load_at_start},
+        "postgres": postgres,  # the server of the PostgreSQL rows; None when they were skipped
         "summary": {
             "pass": sum(1 for r in rows if r.verdict == "PASS"),
             "miss": sum(1 for r in rows if r.verdict == "MISS"),
