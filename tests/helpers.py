@@ -149,7 +149,7 @@ async def local_client(config: Config, **client_options: Any) -> AsyncIterator[C
         async with Client(server, **client_options) as client:
             yield client
     finally:
-        await server.deck.aclose()  # type: ignore[attr-defined]
+        await server.deck.aclose()
 
 
 def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:

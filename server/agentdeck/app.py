@@ -52,7 +52,14 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class AgentdeckServer(MCPServer[Any]):
-    """MCPServer whose argument and unknown-tool failures carry our stable codes too."""
+    """MCPServer whose argument and unknown-tool failures carry our stable codes too.
+
+    `deck` is the set of backends it serves; whoever built the server closes it (`deck.aclose()`).
+    """
+
+    def __init__(self, deck: Deck, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.deck = deck
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         try:
@@ -163,9 +170,8 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
         resource_url = f"http://{config.http.host}:{config.http.port}{config.http.path}"
         auth = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
     server = AgentdeckServer(
-        "agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools, **auth
+        deck, name="agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools, **auth
     )
     server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
-    server.deck = deck  # type: ignore[attr-defined]
     return server

@@ -141,7 +141,7 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     from agentdeck.app import build_server
 
     server = build_server(config)
-    deck = server.deck  # type: ignore[attr-defined]
+    deck = server.deck
     log = logging.getLogger("agentdeck")
     try:
         if args.http:

@@ -30,7 +30,7 @@ async def _list(config: Config) -> list[dict[str, Any]]:
             result = await client.list_tools()
         return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in result.tools]
     finally:
-        await server.deck.aclose()  # type: ignore[attr-defined]
+        await server.deck.aclose()
 
 
 def tools_list(config: Config) -> list[dict[str, Any]]:
