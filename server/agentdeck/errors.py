@@ -40,6 +40,8 @@ class AgentdeckError(Exception):
 
     code = "internal"
     retryable = False
+    platform_body: object = None
+    """The platform's decoded error body, when the error came from one; for adapters, never sent to clients."""
 
     def __init__(self, message: str | None = None, *, retryable: bool | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()

@@ -35,7 +35,6 @@ from urllib.parse import quote
 import anyio
 
 from agentdeck.backends.agh_models import (
-    BODY,
     SPAWN_OPTIONS,
     channel_name,
     describe,
@@ -362,7 +361,8 @@ class AghBackend(Backend):
             except Unauthorized:
                 raise
             except AgentdeckError as exc:
-                payload = BODY.get()
+                # An invalid soul comes back as its normal payload, with status 422.
+                payload = exc.platform_body
                 invalid_soul = key == "soul" and isinstance(payload, dict) and "validation_status" in payload
                 out[key] = {**payload, "error": exc.to_dict()} if invalid_soul else {"error": exc.to_dict()}
         return out

@@ -7,7 +7,6 @@ AGH's lease answers carry only ids and statuses, not the task's title.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import re
 from datetime import datetime, timezone
@@ -19,7 +18,7 @@ from agentdeck.errors import InvalidArgument
 from agentdeck.models import ChannelMessage, Lease, Run, RunError, Task
 
 __all__ = [
-    "BODY", "MESSAGE_KINDS", "PRIORITIES", "SESSION_STATES", "SPAWN_OPTIONS", "STOP_REASONS", "TASK_STATES",
+    "MESSAGE_KINDS", "PRIORITIES", "SESSION_STATES", "SPAWN_OPTIONS", "STOP_REASONS", "TASK_STATES",
     "channel_name", "describe", "lease_from_agh", "message_from_agh", "message_kind", "run_from_session",
     "task_from_info", "task_info", "when",
 ]
@@ -36,11 +35,6 @@ KIND_ALIASES = {"message": "status", "response": "result"}
 SPAWN_OPTIONS = ("permissions", "spawn_role", "auto_stop_on_parent", "provider", "model")
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-# The JSON body of the failed call, kept by `describe`: the HTTP core's error factories get only
-# text, and an invalid soul comes back as its normal payload with status 422.
-BODY: contextvars.ContextVar[Any] = contextvars.ContextVar("agh_body", default=None)
-
-
 def when(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value or value.startswith("0001-"):  # Go's zero time means unset
         return None
@@ -55,9 +49,7 @@ def describe(response: httpx2.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        BODY.set(None)
         return response.text[:300]
-    BODY.set(body)
     if not isinstance(body, dict):
         return str(body)[:300]
     if "error" not in body and "validation_status" in body:

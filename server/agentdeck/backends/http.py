@@ -254,6 +254,14 @@ class PlatformClient:
         return redact(path.split("?", 1)[0], self._secrets)
 
     def _error(self, response: httpx2.Response, retry_after: float | None, overrides: Mapping[int, ErrorFactory]) -> AgentdeckError:
+        error = self._error_for(response, retry_after, overrides)
+        try:
+            error.platform_body = response.json()
+        except ValueError:
+            error.platform_body = None
+        return error
+
+    def _error_for(self, response: httpx2.Response, retry_after: float | None, overrides: Mapping[int, ErrorFactory]) -> AgentdeckError:
         status = response.status_code
         detail = redact(self._describe(response), self._secrets).strip() or response.reason_phrase
         text = f"{self.platform} answered {status}: {detail}"

@@ -17,7 +17,6 @@ code (not only by status), names the code in the message and keeps the body's `r
 from __future__ import annotations
 
 import base64
-import contextvars
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -39,11 +38,6 @@ SPAWN_OPTIONS = ("environment_id", "model_id", "skill", "mode")
 MODES = ("normal", "plan", "orchestrate")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml", "application/yaml")
 
-# The problem body of the failed call, recorded by _describe for OzBackend._call: the HTTP core's
-# error factories receive only text, and the mapping needs the code and `retryable`.
-_PROBLEM: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("oz_problem", default=None)
-
-
 class _EmptyFile(AgentdeckError):
     """Storage answered 416 to `Range: bytes=0-N`: the file has no bytes."""
 
@@ -54,12 +48,11 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def _describe(response: httpx2.Response) -> str:
-    """The HTTP core's error text; records the parsed problem for OzBackend._call."""
+    """The HTTP core's error text for a problem body."""
     try:
         problem = parse_problem(response.json())
     except ValueError:
         problem = None
-    _PROBLEM.set(problem)
     return problem_text(problem) if problem else response.text[:300]
 
 
@@ -110,11 +103,10 @@ class OzBackend(Backend):
         """One API call; a problem answer becomes the error of its code (or of `refusals`)."""
         if not self._key:
             raise Unauthorized(f"Backend '{self.name}' has no Warp API key: set {self.settings.api_key_env} (or secrets_file) and restart.")
-        _PROBLEM.set(None)
         try:
             return await self._client.json(method, path, **kwargs)
         except AgentdeckError as exc:
-            problem = _PROBLEM.get()
+            problem = parse_problem(exc.platform_body) if exc.platform_body is not None else None
             if problem is None:
                 raise
             raise self._translate(exc, problem, refusals or {}) from None
