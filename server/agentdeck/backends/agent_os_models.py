@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx2
 
+from agentdeck.backends.times import parse_time
 from agentdeck.backends.http import ServerSentEvent
 from agentdeck.models import Agent, Artifact, Run, RunError, RunEvent, RunState
 
@@ -117,9 +118,9 @@ def run_from_agent_os(item: dict[str, Any], backend: str) -> Run:
         agent=str(item.get("agent_id") or ""),
         state=_STATES.get(status.lower(), "running"),
         platform_state=status,
-        created_at=_ts(item.get("created_at")),
-        started_at=_ts(item.get("started_at")),
-        ended_at=_ts(item.get("completed_at")),
+        created_at=parse_time(item.get("created_at")),
+        started_at=parse_time(item.get("started_at")),
+        ended_at=parse_time(item.get("completed_at")),
         thread_id=item.get("thread_id") if isinstance(item.get("thread_id"), str) else None,
         error=run_error,
         latest_seq=item.get("latest_seq") if isinstance(item.get("latest_seq"), int) else None,
@@ -132,7 +133,7 @@ def event_from_agent_os(item: dict[str, Any]) -> RunEvent:
     payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
     return RunEvent(
         seq=item["seq"],
-        at=_ts(item.get("timestamp")) or datetime.now(UTC),
+        at=parse_time(item.get("timestamp")) or datetime.now(UTC),
         kind=str(item.get("type") or "UNKNOWN"),
         text=event_text(payload),
         data=payload or None,
@@ -156,11 +157,3 @@ def event_from_sse(sse: ServerSentEvent) -> dict[str, Any] | None:
     return data
 
 
-def _ts(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx2
 
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
 from agentdeck.models import ChannelMessage, Lease, Run, RunError, Task
 
@@ -36,12 +37,9 @@ SPAWN_OPTIONS = ("permissions", "spawn_role", "auto_stop_on_parent", "provider",
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value or value.startswith("0001-"):  # Go's zero time means unset
+    if isinstance(value, str) and value.startswith("0001-"):  # Go's zero time means unset
         return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_time(value)
 
 
 def describe(response: httpx2.Response) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from agentdeck.backends.times import parse_time
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
@@ -45,15 +46,6 @@ class _AlreadyCompleted(Conflict):
 class _Refused(InvalidArgument):
     """422 from invoke: diagnosed against the routine before it reaches the caller."""
 
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _options(metadata: dict[str, Any] | None, allowed: dict[str, Any], what: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -257,8 +249,8 @@ class ArchAstroBackend(Backend):
         details["inbox_messages"] = len(data.get("inbox") or [])
         return Run(
             id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),  # type: ignore[arg-type]
-            platform_state=status, name=data.get("name"), created_at=_when(data.get("created_at")),
-            started_at=_when(data.get("started_at")), ended_at=_when(data.get("completed_at")),
+            platform_state=status, name=data.get("name"), created_at=parse_time(data.get("created_at")),
+            started_at=parse_time(data.get("started_at")), ended_at=parse_time(data.get("completed_at")),
             parent_run_id=parent if isinstance(parent, str) else None, thread_id=data.get("thread"), error=error,
             artifacts=_result_artifacts(data.get("result")), metadata={**metadata, OPTIONS: _compact(details)},
         )
@@ -276,8 +268,8 @@ class ArchAstroBackend(Backend):
         details = {k: data.get(k) for k in ("payload", "delivery", "duration_ms", "event_id", "participants", "structured_response")}
         return Run(
             id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,  # type: ignore[arg-type]
-            platform_state=status, routine=data.get("routine"), created_at=_when(data.get("created_at")),
-            ended_at=_when(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
+            platform_state=status, routine=data.get("routine"), created_at=parse_time(data.get("created_at")),
+            ended_at=parse_time(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
             error=error, artifacts=_result_artifacts(result),
             usage={"duration_ms": data["duration_ms"]} if data.get("duration_ms") is not None else {},
             metadata={**metadata, OPTIONS: _compact(details)},

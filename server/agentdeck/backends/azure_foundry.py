@@ -32,8 +32,9 @@ import anyio.to_thread
 import httpx2
 
 from agentdeck.backends.base import Backend, Capability
-from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, describe, home_path, iso, timestamp, utf8
+from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, describe, home_path, iso, utf8
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages, redact
+from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.models import Agent, AgentList, FileContent, Run, RunPage, SessionFile, SessionFileList
@@ -196,8 +197,8 @@ class AzureFoundryBackend(Backend):
             state=STATES.get(status, "running"),  # type: ignore[arg-type]
             platform_state=status or "unknown",
             name=session_id,
-            created_at=timestamp(body.get("created_at")),
-            ended_at=timestamp(body.get("expires_at")) if status == "expired" else None,
+            created_at=parse_time(body.get("created_at")),
+            ended_at=parse_time(body.get("expires_at")) if status == "expired" else None,
             metadata={k: v for k, v in metadata.items() if v is not None},
         )
 
@@ -287,7 +288,7 @@ class AzureFoundryBackend(Backend):
             # The SDK follows last_id until an empty page; has_more, where present, saves that last call.
             more = bool(data) and (bool(page.get("has_more")) if "has_more" in page else bool(page.get("last_id")))
             for index, item in enumerate(data):
-                created = timestamp(item.get("created_at"))
+                created = parse_time(item.get("created_at"))
                 if since is not None and created is not None and created <= since:
                     more = False  # newest first: the rest is older still
                     break
@@ -348,7 +349,7 @@ class AzureFoundryBackend(Backend):
                 backend=self.name,
                 is_dir=bool(item.get("is_directory")),
                 size=None if item.get("is_directory") else item.get("size"),
-                modified_at=timestamp(item.get("modified_time")),
+                modified_at=parse_time(item.get("modified_time")),
             )
             for item in await collect_pages(page, max_items=_MAX_LIST_ENTRIES, max_pages=_MAX_LIST_ENTRIES // 100 + 1)
         ]

@@ -6,14 +6,15 @@ Pure functions, no HTTP; `azure_foundry.py` uses them at the boundary.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+
 from typing import Any
 
 import httpx2
 
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
 
-__all__ = ["ENDED", "STATES", "check_id", "describe", "home_path", "iso", "timestamp", "utf8"]
+__all__ = ["ENDED", "STATES", "check_id", "describe", "home_path", "iso", "utf8"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATES: dict[str, str] = {  # session status -> normalized run state
@@ -29,21 +30,9 @@ STATES: dict[str, str] = {  # session status -> normalized run state
 ENDED = frozenset({"failed", "deleting", "deleted", "expired"})
 
 
-def timestamp(value: Any) -> datetime | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
 
 def iso(value: Any) -> str | None:
-    when = timestamp(value)
+    when = parse_time(value)
     return when.isoformat() if when else None
 
 

@@ -5,9 +5,9 @@ The Oz adapter (`oz.py`) calls these at its boundary; nothing here does I/O.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Artifact, Run, RunError
 
@@ -65,15 +65,6 @@ def problem_text(problem: dict[str, Any]) -> str:
     return f"{text} [error code {problem['code']}{trace}]"
 
 
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
 
 def _artifact(item: dict[str, Any]) -> Artifact:
     kind = str(item.get("artifact_type", "unknown"))
@@ -117,9 +108,9 @@ def run_from_oz(item: dict[str, Any], backend: str) -> Run:
         state=state,  # type: ignore[arg-type]
         platform_state=platform_state,
         name=item.get("title"),
-        created_at=_when(item.get("created_at")),
-        started_at=_when(item.get("started_at")),
-        ended_at=_when(item.get("updated_at")) if state in _ENDED else None,  # Oz has no end time; its last update
+        created_at=parse_time(item.get("created_at")),
+        started_at=parse_time(item.get("started_at")),
+        ended_at=parse_time(item.get("updated_at")) if state in _ENDED else None,  # Oz has no end time; its last update
         parent_run_id=item.get("parent_run_id"),
         thread_id=item.get("conversation_id"),
         created_by=creator.get("display_name") or creator.get("email") or creator.get("uid"),
