@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentdeck import __version__
 from agentdeck.backends import Deck
-from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unsupported
+from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavailable, Unsupported
 from agentdeck.resources import register_resources
 from agentdeck.schemas import compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
@@ -102,7 +102,12 @@ def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]
                 raise Unsupported(f"Backend '{backend.name}' ({backend.kind}) has no {spec.name}; pick another backend (see agentdeck://context).")
             if wants_progress:
                 kwargs["progress"] = _progress_for(ctx)
-            result = await spec.handler(backend, **kwargs)
+                with deck.cut_short_on_stop() as waiting:
+                    result = await spec.handler(backend, **kwargs)
+                if waiting.cancelled_caught:
+                    raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
+            else:
+                result = await spec.handler(backend, **kwargs)
             if spec.present is not None:
                 blocks, structured = spec.present(result)
                 return CallToolResult(content=blocks, structured_content=structured)
@@ -157,10 +162,14 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[_Lifespan]:
+        # The backends open and close on this loop, the one that serves (issue: closing them from
+        # a second loop after the server ended failed with "Event loop is closed").
         async with anyio.create_task_group() as tg:
-            await deck.start(tg)
-            yield _Lifespan(deck)
-            tg.cancel_scope.cancel()
+            try:
+                async with deck.serving(tg):
+                    yield _Lifespan(deck)
+            finally:
+                tg.cancel_scope.cancel()
 
     tools = [_tool(spec, deck) for spec in selected]
     auth: dict[str, Any] = {}

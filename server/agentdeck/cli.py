@@ -141,19 +141,14 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     from agentdeck.app import build_server
 
     server = build_server(config)
-    deck = server.deck
     log = logging.getLogger("agentdeck")
-    try:
-        if args.http:
-            import uvicorn
+    # The server's lifespan opens and closes the backends on its own event loop.
+    if args.http:
+        from agentdeck.transport import build_http_app, serve_http
 
-            from agentdeck.transport import build_http_app
-
-            app = build_http_app(server, config, stateless=args.stateless)
-            log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
-            uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
-        else:
-            log.info("serving MCP on stdio as %s", config.resolved_identity)
-            anyio.run(server.run_stdio_async)
-    finally:
-        anyio.run(deck.aclose)
+        app = build_http_app(server, config, stateless=args.stateless)
+        log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
+        serve_http(app, config, before_shutdown=server.deck.stop_waiting)
+    else:
+        log.info("serving MCP on stdio as %s", config.resolved_identity)
+        anyio.run(server.run_stdio_async)

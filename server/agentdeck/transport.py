@@ -8,9 +8,14 @@ enforced by the SDK). Host and Origin are checked against loopback names
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import uvicorn
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -21,7 +26,10 @@ from agentdeck import __version__
 from agentdeck.config import Config
 from agentdeck.errors import ConfigError
 
-__all__ = ["build_http_app", "is_loopback"]
+__all__ = ["build_http_app", "is_loopback", "serve_http"]
+
+SHUTDOWN_GRACE_SECONDS = 3
+"""How long open response streams (a waiting tool call) get after SIGTERM before the server stops."""
 
 
 def is_loopback(host: str) -> bool:
@@ -97,3 +105,37 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> A
     if tokens:
         return _BearerAuth(app, tokens, open_paths={"/healthz"})
     return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with SIGTERM as the normal way to stop: waits answer, then exit status 0.
+
+    uvicorn re-raises a caught SIGTERM once it has shut down, so the process would end as
+    killed by the signal, which service managers and test harnesses read as a crash. And it
+    gives open requests a grace period, then cancels them mid-response with a traceback; so
+    calls that wait are told first (`before_shutdown`) and answer at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        self._before_shutdown()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
+def serve_http(app: ASGIApp, config: Config, before_shutdown: Callable[[], None]) -> None:
+    """Serve `app` until SIGTERM or SIGINT; the MCP lifespan opens and closes the backends."""
+    settings = uvicorn.Config(
+        app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS
+    )
+    _Server(settings, before_shutdown).run()

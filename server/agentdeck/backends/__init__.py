@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.abc
 
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.errors import ConfigError, InvalidArgument
 
 __all__ = ["Backend", "Capability", "Deck"]
+
+log = logging.getLogger("agentdeck")
 
 # kind -> "module:Class"; a remote adapter's class takes (name, settings, *, identity, transport),
 # where transport is None (real network) or an httpx2 transport that tests bind to an emulator.
@@ -32,7 +38,9 @@ class Deck:
         self.default = default
         self.identity = identity
         self.run_id = run_id
-        self._started = False
+        self._sessions = 0
+        self._waiting: set[anyio.CancelScope] = set()
+        self._stopping = False
 
     @classmethod
     def from_config(cls, config: Any, transports: dict[str, Any] | None = None) -> Deck:
@@ -51,13 +59,55 @@ class Deck:
             raise InvalidArgument(f"No backend '{name}'; configured backends: {', '.join(self.backends)}.")
         return backend
 
+    @asynccontextmanager
+    async def serving(self, task_group: anyio.abc.TaskGroup) -> AsyncIterator[Deck]:
+        """Keep the backends open for one server session, on the session's own event loop.
+
+        The first session opens them and the last one to end closes them, so connections and
+        pools never outlive the loop that made them (closing them from another loop fails).
+        """
+        if self._sessions == 0:
+            await self.start(task_group)
+        self._sessions += 1
+        try:
+            yield self
+        finally:
+            self._sessions -= 1
+            if self._sessions == 0:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+
+    @contextmanager
+    def cut_short_on_stop(self) -> Iterator[anyio.CancelScope]:
+        """A scope for a call that waits: cancelled when the server starts to stop (`stop_waiting`)."""
+        scope = anyio.CancelScope()
+        if self._stopping:
+            scope.cancel()
+        self._waiting.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._waiting.discard(scope)
+
+    def stop_waiting(self) -> None:
+        """Cut every waiting call short, so each answers before the server stops instead of being cut off."""
+        self._stopping = True
+        for scope in list(self._waiting):
+            scope.cancel()
+
     async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._stopping = False
         for backend in self.backends.values():
             await backend.start(task_group)
 
     async def aclose(self) -> None:
+        """Close every backend; safe to call again, and a closed deck opens again on next use."""
         for backend in self.backends.values():
-            await backend.aclose()
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing backend %s failed", backend.name)
 
 
 def _build(name: str, settings: Any, config: Any, transport: Any) -> Backend:

@@ -129,19 +129,32 @@ class PlatformClient:
         self.retry = retry
         self._secrets = [s for s in secrets if s]
         self._describe = describe
-        self._client = httpx2.AsyncClient(
-            base_url=base_url,
-            headers=dict(headers or {}),
-            timeout=httpx2.Timeout(timeouts.read, connect=timeouts.connect),
-            transport=transport or httpx2.AsyncHTTPTransport(uds=uds, retries=0),
-            follow_redirects=False,
-        )
+        self._base_url = base_url
+        self._options: dict[str, Any] = {
+            "headers": dict(headers or {}),
+            "timeout": httpx2.Timeout(timeouts.read, connect=timeouts.connect),
+            "follow_redirects": False,
+        }
+        self._transport = transport
+        self._uds = uds
+        self._http: httpx2.AsyncClient | None = None
 
     def __repr__(self) -> str:
-        return f"PlatformClient({self.platform!r}, base_url={str(self._client.base_url)!r}, headers=[secure])"
+        return f"PlatformClient({self.platform!r}, base_url={self._base_url!r}, headers=[secure])"
+
+    @property
+    def _client(self) -> httpx2.AsyncClient:
+        # Made on first use, so its connections belong to the event loop that serves; aclose()
+        # drops it, and a later session on another loop gets a fresh one.
+        if self._http is None:
+            transport = self._transport or httpx2.AsyncHTTPTransport(uds=self._uds, retries=0)
+            self._http = httpx2.AsyncClient(base_url=self._base_url, transport=transport, **self._options)
+        return self._http
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def request(
         self,

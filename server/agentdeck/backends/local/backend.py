@@ -51,6 +51,9 @@ __all__ = ["LocalBackend"]
 
 log = logging.getLogger("agentdeck.local")
 
+SUPERVISOR_LOG = "supervisor.log"
+"""Where run supervisors write their own log lines, in the data folder."""
+
 _NEVER_STARTED_SECONDS = 60.0
 
 
@@ -109,7 +112,6 @@ class LocalBackend(Channels, Tasks, Backend):
         self.store: Store = open_store(config.store, data_dir)
         self.wakeups: Wakeups = self._wakeups_for(self.store)
         self._host = socket.gethostname()
-        self._sessions = 0
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -126,20 +128,6 @@ class LocalBackend(Channels, Tasks, Backend):
             # client can show, where a server that exits at start only shows "disconnected".
             log.warning("the store is not reachable yet: %s", exc.message)
         self.wakeups.open()
-        self._sessions += 1
-        task_group.start_soon(self._close_store_when_done)
-
-    async def _close_store_when_done(self) -> None:
-        # A pooled store belongs to the event loop that opened it, so it is closed when the
-        # last server session on that loop ends, not later from another loop; a later call
-        # opens it again.
-        try:
-            await anyio.sleep_forever()
-        finally:
-            self._sessions -= 1
-            if self._sessions == 0:
-                with anyio.CancelScope(shield=True):
-                    await self.store.close()
 
     async def aclose(self) -> None:
         self.wakeups.close()
@@ -259,12 +247,18 @@ class LocalBackend(Channels, Tasks, Backend):
             "grace_seconds": self.config.cancel_grace_seconds,
             "max_output_bytes": self.config.max_output_bytes,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        # The supervisor outlives this server, so it must not hold the server's stderr: a client
+        # host would see that pipe stay open after the server exits, and the supervisor's next
+        # line there would fail once the host stops reading. It writes to a log of its own.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / SUPERVISOR_LOG).open("ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,
+            )
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode())
         proc.stdin.close()
