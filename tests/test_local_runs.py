@@ -14,12 +14,13 @@ from tests.helpers import call, config_for, fail, local_client
 pytestmark = pytest.mark.usefixtures("store_url")
 
 
-def _pids_with(marker: str) -> list[int]:
+def _pids_with(marker: str, run_id: str) -> list[int]:
+    """Processes of this run only (its id is in their environment): other tests may run sleepers too."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
+                if marker.encode() in (entry / "cmdline").read_bytes() and f"AGENTDECK_RUN_ID={run_id}".encode() in (entry / "environ").read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 pass
@@ -84,12 +85,12 @@ async def test_cancel_stops_the_run_and_leaves_no_process_behind(tmp_path: Path)
     async with local_client(config_for(tmp_path)) as client:
         run = await call(client, "spawn_agent", {"agent": "sleeper", "prompt": "x"})
         with anyio.fail_after(15):
-            while not _pids_with("agentdeck-test-grandchild"):
+            while not _pids_with("agentdeck-test-grandchild", run["id"]):
                 await anyio.sleep(0.05)
         cancelled = await call(client, "cancel_run", {"run_id": run["id"]})
         assert cancelled["state"] == "cancelled"
         with anyio.fail_after(10):
-            while _pids_with("agentdeck-test-grandchild"):
+            while _pids_with("agentdeck-test-grandchild", run["id"]):
                 await anyio.sleep(0.05)
         again = await fail(client, "cancel_run", {"run_id": run["id"]})
         assert again["code"] == "conflict"
