@@ -160,8 +160,25 @@ class AgentOsConfig(_Keyed):
     headers: dict[str, str] = Field(default_factory=dict, description="extra headers, e.g. tenant or workspace")
 
 
+class A2AConfig(_Keyed):
+    kind: Literal["a2a"]
+    agents: dict[str, str] = Field(description="agent name -> base URL; the card is read from <URL>/.well-known/agent-card.json")
+    binding: Literal["auto", "JSONRPC", "HTTP+JSON"] = Field(default="auto", description="protocol binding; auto takes JSON-RPC, else HTTP+JSON")
+    api_key_env: str = Field(default="A2A_API_KEY", description="credential sent as the card's security scheme asks (bearer or API key header)")
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, agents: dict[str, str]) -> dict[str, str]:
+        if not agents:
+            raise ValueError('name at least one agent, e.g. helper = "https://agent.example.com"')
+        for name in agents:
+            if not name or ":" in name:
+                raise ValueError(f"agent name {name!r} may not be empty or hold ':' (run ids are agent:task)")
+        return agents
+
+
 BackendConfig = Annotated[
-    LocalConfig | AghConfig | OzConfig | ArchAstroConfig | AzureFoundryConfig | AgentOsConfig,
+    LocalConfig | AghConfig | OzConfig | ArchAstroConfig | AzureFoundryConfig | AgentOsConfig | A2AConfig,
     Field(discriminator="kind"),
 ]
 
@@ -305,7 +322,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ, o
     return config
 
 
-_KINDS = {"local", "agh", "oz", "archastro", "azure_foundry", "agent_os"}
+_KINDS = {"local", "agh", "oz", "archastro", "azure_foundry", "agent_os", "a2a"}
 
 
 def _key(loc: tuple[Any, ...]) -> str:

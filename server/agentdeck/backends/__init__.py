@@ -27,6 +27,7 @@ ADAPTERS = {
     "archastro": "agentdeck.backends.archastro:ArchAstroBackend",
     "azure_foundry": "agentdeck.backends.azure_foundry:AzureFoundryBackend",
     "agent_os": "agentdeck.backends.agent_os:AgentOsBackend",
+    "a2a": "agentdeck.backends.a2a:A2ABackend",
 }
 
 

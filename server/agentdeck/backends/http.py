@@ -36,6 +36,7 @@ from agentdeck.errors import (
     Timeout,
     Unauthorized,
     Unavailable,
+    Unsupported,
 )
 
 __all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUTS", "PlatformClient", "RetryPolicy", "ServerSentEvent", "Timeouts", "collect_pages", "redact"]
@@ -235,17 +236,30 @@ class PlatformClient:
                 await anyio.sleep(self._backoff(attempt))
 
     @asynccontextmanager
-    async def sse(self, path: str, *, params: Any = None, headers: Mapping[str, str] | None = None) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+    async def sse(
+        self, path: str, *, method: str = "GET", json: Any = None, params: Any = None, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
         """Open a server-sent event stream; iterating yields events. Errors map like `request`.
 
-        A stream that breaks mid-way raises Unavailable; the caller resumes from the last id.
+        A stream that breaks mid-way raises Unavailable; the caller resumes from the last id. A
+        success answered with a plain body instead of a stream raises Unsupported, carrying the
+        decoded body (platforms refuse a subscription that way, e.g. to a finished task).
         """
+        timeout = httpx2.Timeout(None, connect=self._client.timeout.connect)
         try:
-            async with self._client.sse(path, params=params, headers=headers, timeout=httpx2.Timeout(None, connect=self._client.timeout.connect)) as source:
+            async with self._client.sse(path, method=method, json=json, params=params, headers=headers, timeout=timeout) as source:
                 response = source.response
                 if not response.is_success:
                     await response.aread()
                     raise self._error(response, _retry_after(response), {})
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    await response.aread()
+                    error: AgentdeckError = Unsupported(f"{self.platform} answered {self._path(path)} without an event stream.")
+                    try:
+                        error.platform_body = response.json()
+                    except ValueError:
+                        pass
+                    raise error
                 yield self._events(source)
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
             raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}).") from None
