@@ -3,6 +3,9 @@
 Every route hangs off a project endpoint, `http://HOST:PORT/api/projects/<project>` (default
 project `_project`), and needs `?api-version=v1` and `Authorization: Bearer <any non-empty token>`:
 
+    GET    /agents                                                   list agents (200; kind, limit, order, after)
+    GET    /agents/{agent}                                           agent details (200; versions.latest)
+    POST   /agents/{agent}/endpoint/protocols/openai/responses       one turn, bound by agent_session_id (200)
     POST   /agents/{agent}/endpoint/sessions                         create (201)
     GET    /agents/{agent}/endpoint/sessions                         list (200; limit, order, after, before)
     GET    /agents/{agent}/endpoint/sessions/{id}                    get (200)
@@ -15,6 +18,7 @@ project `_project`), and needs `?api-version=v1` and `Authorization: Bearer <any
 
 `Foundry-Features`, `x-ms-user-isolation-key` and `x-session-isolation-key` are accepted, never
 required. Errors use the OpenAI-style envelope `{"error": {code, message, param, type}}`.
+The hosted agent answers every prompt by quoting it (see azure_foundry_agents).
 Time is an emulator clock (`app.clock`) that moves by `tick_seconds` on every API request and
 by `app.clock.advance(seconds)`; session status is derived from it (see azure_foundry_state).
 """
@@ -35,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.emulators.azure_foundry_agents import agent_wire, create_response, list_agents
 from tests.emulators.azure_foundry_state import (
     SESSION_STATUSES,
     ApiError,
@@ -170,12 +175,14 @@ def _api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         app: FoundryEmulatorApp = request.app
+        raw = await request.body()
         app.request_log.append(
             {
                 "method": request.method,
                 "path": request.url.path,
                 "query": dict(request.query_params),
                 "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": raw,
             }
         )
         try:
@@ -263,10 +270,7 @@ def _required_path(request: Request) -> str:
     return normalize_path(raw)
 
 
-# -- sessions ---------------------------------------------------------------------------------
-
-
-async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response:
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else {}
@@ -274,6 +278,36 @@ async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_value", "The request body must be a JSON object.")
+    return body
+
+
+# -- agents and responses -----------------------------------------------------------------------
+
+
+async def _list_agents(request: Request, app: FoundryEmulatorApp) -> Response:
+    page = list_agents(
+        app.foundry,
+        kind=request.query_params.get("kind"),
+        limit=_limit(request),
+        order=_order(request, "desc"),  # GUESS: the default order of GET /agents is not documented
+        after=request.query_params.get("after") or None,
+    )
+    return JSONResponse(page)
+
+
+async def _get_agent(request: Request, app: FoundryEmulatorApp) -> Response:
+    return JSONResponse(agent_wire(app.foundry, request.path_params["agent"]))
+
+
+async def _create_response(request: Request, app: FoundryEmulatorApp) -> Response:
+    return JSONResponse(create_response(app.foundry, request.path_params["agent"], await _json_object(request)))
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response:
+    body = await _json_object(request)
     indicator = body.get("version_indicator")
     if indicator is None:
         raise ApiError(400, "missing_required_parameter", "version_indicator is required.", param="version_indicator")
@@ -395,9 +429,13 @@ async def _route_miss(request: Request, exc: Exception) -> Response:
 
 
 def _routes() -> list[Route]:
-    sessions = "/api/projects/{project}/agents/{agent}/endpoint/sessions"
+    agents = "/api/projects/{project}/agents"
+    sessions = agents + "/{agent}/endpoint/sessions"
     one = sessions + "/{session_id}"
     return [
+        Route(agents, _api(_list_agents), methods=["GET"]),
+        Route(agents + "/{agent}", _api(_get_agent), methods=["GET"]),
+        Route(agents + "/{agent}/endpoint/protocols/openai/responses", _api(_create_response), methods=["POST"]),
         Route(sessions, _api(_create_session), methods=["POST"]),
         Route(sessions, _api(_list_sessions), methods=["GET"]),
         Route(one + ":stop", _api(_stop_session), methods=["POST"]),

@@ -33,7 +33,9 @@ __all__ = [
 
 SESSION_STATUSES = ("creating", "active", "idle", "updating", "failed", "deleting", "deleted", "expired")
 SESSION_TTL_SECONDS = 30 * 24 * 3600
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Microsoft's Foundry session-management reference and azure-ai-agentserver-invocations
+# (_VOICE_SESSION_ID): 8-128 letters, digits, '_' or '-'.
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 _ID_NAMESPACE = uuid.UUID("6f1f5a52-3c1e-4d8e-9a57-0d6c2f3b9e41")
 
 
@@ -250,7 +252,9 @@ class FoundryState:
         self.creating_seconds = creating_seconds
         self.idle_seconds = idle_seconds
         self.max_upload_bytes = max_upload_bytes
-        self.agents: dict[str, set[str]] = {}
+        self.agents: dict[str, list[str]] = {}  # name -> versions, oldest first (the last is "latest")
+        self.agent_created: dict[str, int] = {}
+        self.responses: dict[str, dict[str, Any]] = {}  # id -> {"agent", "session_id", "body"}
         self.sessions: dict[tuple[str, str], Session] = {}
         # Sort keys of every session ever listed, so a cursor stays valid after its session is deleted.
         self.cursors: dict[tuple[str, str], tuple[int, int]] = {}
@@ -260,9 +264,11 @@ class FoundryState:
 
     def add_agent(self, name: str, *versions: str) -> None:
         with self.lock:
-            self.agents.setdefault(name, set()).update(versions or ("1",))
+            known = self.agents.setdefault(name, [])
+            self.agent_created.setdefault(name, self.clock.now())
+            known += [v for v in versions or ("1",) if v not in known]
 
-    def _require_agent(self, name: str) -> set[str]:
+    def _require_agent(self, name: str) -> list[str]:
         versions = self.agents.get(name)
         if versions is None:
             raise ApiError(404, "not_found", f"Agent '{name}' was not found in this project.")
@@ -295,8 +301,7 @@ class FoundryState:
                 raise ApiError(
                     400,
                     "invalid_value",
-                    "agent_session_id must be 1-128 characters: letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit.",
+                    "agent_session_id must be 8-128 characters: letters, digits, '_' or '-'.",
                     param="agent_session_id",
                 )
             self._seq += 1
