@@ -143,17 +143,26 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     server = build_server(config)
     deck = server.deck
     log = logging.getLogger("agentdeck")
+    if not args.http:
+        log.info("serving MCP on stdio as %s", config.resolved_identity)
+
+        async def serve_stdio() -> None:
+            # Close the backends in the loop their pooled connections belong to; a fresh loop
+            # after this one has ended fails on them ("Event loop is closed").
+            try:
+                await server.run_stdio_async()
+            finally:
+                await deck.aclose()
+
+        anyio.run(serve_stdio)
+        return
     try:
-        if args.http:
-            import uvicorn
+        import uvicorn
 
-            from agentdeck.transport import build_http_app
+        from agentdeck.transport import build_http_app
 
-            app = build_http_app(server, config, stateless=args.stateless)
-            log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
-            uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
-        else:
-            log.info("serving MCP on stdio as %s", config.resolved_identity)
-            anyio.run(server.run_stdio_async)
+        app = build_http_app(server, config, stateless=args.stateless)
+        log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
+        uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
     finally:
         anyio.run(deck.aclose)
