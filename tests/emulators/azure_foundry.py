@@ -17,7 +17,10 @@ project `_project`), and needs `?api-version=v1` and `Authorization: Bearer <any
     GET    /agents/{agent}/endpoint/sessions/{id}/files/content?path=      download (200, raw bytes)
 
 `Foundry-Features`, `x-ms-user-isolation-key` and `x-session-isolation-key` are accepted, never
-required. Errors use the OpenAI-style envelope `{"error": {code, message, param, type}}`.
+required. Errors use the OpenAI-style envelope `{"error": {code, message, param, type}}`
+(azure-ai-projects `ApiErrorResponse`); the SDK maps statuses, not code strings, so every
+`code` string below is a GUESS unless its line cites a source. Behaviours no source states
+are marked `# GUESS` where they happen, and listed in the README's Azure section.
 The hosted agent answers every prompt by quoting it (see azure_foundry_agents).
 Time is an emulator clock (`app.clock`) that moves by `tick_seconds` on every API request and
 by `app.clock.advance(seconds)`; session status is derived from it (see azure_foundry_state).
@@ -60,8 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "token": None,  # None accepts any non-empty bearer token
     "max_upload_bytes": 50 * 1024 * 1024,
     "tick_seconds": 1,
-    "creating_seconds": 2,
-    "idle_seconds": 900,
+    "creating_seconds": 2,  # GUESS: how long a session stays "creating" is not documented
+    "idle_seconds": 900,  # GUESS: when an unattended session turns "idle" is not documented
     "start_time": 1_767_225_600,  # 2026-01-01T00:00:00Z; None starts at the wall clock
     "api_versions": ("v1",),
 }
@@ -188,13 +191,14 @@ def _api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             _check_auth(app, request)
             if request.path_params["project"] != app.project:
-                raise ApiError(404, "not_found", f"Project '{request.path_params['project']}' was not found.")
+                raise ApiError(404, "not_found", f"Project '{request.path_params['project']}' was not found.")  # GUESS
             _check_api_version(app, request)
             with app.foundry.lock:
                 app.clock.advance(app.tick_seconds)
             response = await handler(request, app)
         except ApiError as exc:
             response = _error(exc)
+        # GUESS: echoing x-ms-client-request-id is conventional, not documented here; x-request-id likewise
         request_id = request.headers.get("x-ms-client-request-id")
         if request_id:
             response.headers["x-ms-client-request-id"] = request_id
@@ -218,7 +222,7 @@ def _check_api_version(app: FoundryEmulatorApp, request: Request) -> None:
         raise ApiError(
             400, "missing_required_parameter", "The 'api-version' query parameter is required.", param="api-version"
         )
-    if version not in app.api_versions:
+    if version not in app.api_versions:  # GUESS: the status and code for an unknown api-version
         supported = ", ".join(app.api_versions)
         raise ApiError(
             400, "invalid_value", f"Unsupported api-version '{version}'. Supported: {supported}.", param="api-version"
@@ -226,7 +230,7 @@ def _check_api_version(app: FoundryEmulatorApp, request: Request) -> None:
 
 
 def _error(exc: ApiError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # GUESS
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -340,7 +344,7 @@ async def _list_sessions(request: Request, app: FoundryEmulatorApp) -> Response:
     page = app.foundry.list_sessions(
         request.path_params["agent"],
         limit=_limit(request),
-        order=_order(request, "desc"),
+        order=_order(request, "desc"),  # GUESS: the default order
         after=request.query_params.get("after") or None,
         before=request.query_params.get("before") or None,
         isolation_key=_isolation_key(request),
@@ -368,7 +372,7 @@ async def _list_files(request: Request, app: FoundryEmulatorApp) -> Response:
         session,
         normalize_path(request.query_params.get("path")),
         limit=_limit(request),
-        order=_order(request, "asc"),
+        order=_order(request, "asc"),  # GUESS: the default order
         after=request.query_params.get("after") or None,
         before=request.query_params.get("before") or None,
     )
@@ -422,7 +426,7 @@ async def _download_file(request: Request, app: FoundryEmulatorApp) -> Response:
 # -- the app ----------------------------------------------------------------------------------
 
 
-async def _route_miss(request: Request, exc: Exception) -> Response:
+async def _route_miss(request: Request, exc: Exception) -> Response:  # GUESS: the body of an unknown route
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {404: "No such route.", 405: f"Method {request.method} is not allowed here."}.get(status, str(exc))
     return JSONResponse(error_body(status, message), status_code=status)
