@@ -194,7 +194,8 @@ async def test_spawn_agent_with_a_reused_idempotency_key_returns_the_first_sessi
         args = {"agent": f"{AGENT}:1", "prompt": "go", "idempotency_key": "job 7 / attempt 1"}
         first = _ok(await client.call_tool("spawn_agent", args))
         second = _ok(await client.call_tool("spawn_agent", args))
-        assert first["id"] == second["id"]
+        assert first["id"] == second["id"] and second["metadata"]["output"] == 'You said: "go"'
+        assert len(app.foundry.responses) == 1  # the prompt went to the agent once
         listed = _ok(await client.call_tool("list_runs", {"agent": AGENT}))
         assert len(listed["runs"]) == 2  # the seed session and one new one
 
