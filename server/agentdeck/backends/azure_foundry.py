@@ -27,16 +27,14 @@ fetched in a worker thread and renewed five minutes before it expires.
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import anyio
-import anyio.to_thread
 import httpx2
 
+from agentdeck.backends.azure_foundry_auth import SCOPE, EntraToken
 from agentdeck.backends.azure_foundry_files import SessionFiles
 from agentdeck.backends.azure_foundry_turns import FOUNDRY_FEATURES, apply_turns, failed_turn, turn_events, turn_from_response
 from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, describe, iso
@@ -45,55 +43,15 @@ from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, colle
 from agentdeck.backends.records import Records
 from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
 __all__ = ["MAX_UPLOAD_BYTES", "SCOPE", "AzureFoundryBackend"]
 
-SCOPE = "https://ai.azure.com/.default"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # the service answers 413 above this
 ISOLATION_HEADER = "x-ms-user-isolation-key"
-_REFRESH_MARGIN_SECONDS = 300
 _MAX_LIST_PAGES = 10  # per list_runs call when filters skip sessions; the cursor resumes
 _MAX_AGENTS = 500
-
-
-class _EntraToken:
-    """Entra ID bearer tokens from DefaultAzureCredential, cached until shortly before expiry."""
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-        self._expires_on = 0.0
-        self._credential: Any = None
-        self._lock: anyio.Lock | None = None
-
-    async def get(self) -> str:
-        self._lock = self._lock or anyio.Lock()
-        async with self._lock:
-            if self.token and time.time() < self._expires_on - _REFRESH_MARGIN_SECONDS:
-                return self.token
-            try:
-                from azure.core.exceptions import ClientAuthenticationError
-                from azure.identity import DefaultAzureCredential
-            except ImportError:
-                raise Unauthorized(
-                    "No static token is set and azure-identity is not installed: install agentdeck[azure] to sign in with "
-                    "Entra ID (az login, managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), "
-                    "or put a bearer token in the variable named by api_key_env."
-                ) from None
-            try:
-                if self._credential is None:
-                    self._credential = await anyio.to_thread.run_sync(DefaultAzureCredential)
-                access = await anyio.to_thread.run_sync(self._credential.get_token, SCOPE)
-            except (ClientAuthenticationError, ValueError) as exc:
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise Unauthorized(f"Entra ID sign-in failed ({reason}). Run `az login`, or configure a managed identity or service principal.") from None
-            self.token, self._expires_on = access.token, float(access.expires_on)
-            return self.token
-
-    def close(self) -> None:
-        if self._credential is not None:
-            self._credential.close()
 
 
 class AzureFoundryBackend(SessionFiles, Backend):
@@ -129,7 +87,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
         # `agents` (optional): "name" or "name:version" entries; a version here pins spawn's default
         self._agents: dict[str, str | None] = {n: v or None for n, _, v in (e.partition(":") for e in settings.agents)}
         token = settings.api_key.get_secret_value() if settings.api_key else None
-        self._entra = None if token else _EntraToken()
+        self._entra = None if token else EntraToken()
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
