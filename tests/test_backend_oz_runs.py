@@ -7,11 +7,16 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
 
 from agentdeck.backends.oz_models import KEY_FIELD
 from agentdeck.backends.records import Records
+from tests.emulators.faults import Fault
 from tests.emulators.oz import create_app, script
+from tests.emulators.serving import serve_in_thread
+from tests.helpers import call, server_env, stdio_params
 from tests.test_backend_oz import connect
 
 
@@ -132,3 +137,24 @@ async def test_a_long_plan_is_cut_at_max_bytes_and_says_so(tmp_path: Path, max_b
     async with connect(tmp_path, app) as mcp:
         cut = await mcp.file(run_id=run_id, path=f"artifacts/{plan}", max_bytes=max_bytes)
     assert (cut["text"], cut["size"], cut["truncated"]) == ("abcd", 8, True)
+
+
+async def test_two_servers_sharing_a_data_dir_make_one_run_for_a_key_sent_at_once(tmp_path: Path) -> None:
+    """Two agentdeck processes, the same key at the same moment, a slow create: the file lock makes the second wait and reuse."""
+    app = create_app(seed=False, metadata_filter=False)
+    app.faults.add(Fault(delay=1.0, method="POST", path="/api/v1/agent/runs", times=2))
+    ids: list[str] = []
+    with serve_in_thread(app) as url:
+        (tmp_path / "agentdeck.toml").write_text(f'default = "oz"\n[backends.oz]\nkind = "oz"\nbase_url = "{url}/api/v1"\n')
+        env = server_env(tmp_path, WARP_API_KEY="wk-two")
+
+        async def spawn() -> None:
+            async with Client(stdio_params(env)) as client:
+                ids.append((await call(client, "spawn_agent", {"agent": "fixer", "prompt": "Fix it", "idempotency_key": "same"}))["id"])
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(spawn)
+                tg.start_soon(spawn)
+    assert len(ids) == 2 and ids[0] == ids[1]
+    assert _runs_with_key(app) == [ids[0]]
