@@ -282,7 +282,7 @@ class OzState:
                     raise OzError("invalid_request", f"parent run {parent_id} not found")
                 if self._depth(parent) + 1 > self.max_depth:
                     raise OzError("invalid_request", f"maximum orchestration depth of {self.max_depth} exceeded")
-                metadata.update(parent.metadata)  # GUESS: a child inherits its parent's metadata
+                metadata.update(parent.metadata)  # agent_run_params.py: request keys override keys inherited from the parent
             metadata.update(request.get("metadata") or {})
             env_id = config.get("environment_id")
             if env_id and not any(e["uid"] == env_id for e in self.environments):
@@ -679,7 +679,7 @@ class OzState:
             return True
         if run.state == "CANCELLED" or run.ended_at is None or run.started_at is None:
             return False
-        idle = run.config.get("idle_timeout_minutes") or 10  # GUESS: the default idle timeout
+        idle = run.config.get("idle_timeout_minutes") or 10  # ambient_agent_config.py: "defaults to 10 minutes"
         return now < run.ended_at + timedelta(minutes=idle)
 
 
