@@ -43,7 +43,7 @@ from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, colle
 from agentdeck.backends.records import Records
 from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unavailable
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
 __all__ = ["MAX_UPLOAD_BYTES", "SCOPE", "AzureFoundryBackend"]
@@ -284,7 +284,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
             **await self._args(None, {"json": body, "headers": {"Foundry-Features": FOUNDRY_FEATURES}}),
         )
         if not isinstance(response, dict) or "id" not in response:
-            raise AgentdeckError(f"Azure AI Foundry answered the prompt without a response object; read the session with get_run.")
+            raise Unavailable("Azure AI Foundry answered the prompt without a response object; read the session with get_run before sending it again.")
         return response
 
     async def send_followup(self, run_id: str, message: str) -> Run:
