@@ -92,11 +92,11 @@ def _requests(app: Any, method: str | None = None, suffix: str = "") -> list[dic
 # -- tools and spawning ---------------------------------------------------------------------
 
 
-async def test_backend_registers_session_and_file_tools_with_delete_session_destructive(tmp_path: Path, app: Any) -> None:
+async def test_backend_registers_session_turn_and_file_tools_with_delete_session_destructive(tmp_path: Path, app: Any) -> None:
     async with _connect(tmp_path, app) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert {"spawn_agent", "list_runs", "get_run", "cancel_run", "delete_session", *FILE_TOOLS} <= set(tools)
-        assert not {"send_followup", "get_run_events", "claim_task", "send_channel_message"} & set(tools)
+        assert {"spawn_agent", "list_runs", "get_run", "cancel_run", "send_followup", "get_run_events", "delete_session", *FILE_TOOLS} <= set(tools)
+        assert not {"claim_task", "send_channel_message"} & set(tools)
         assert tools["delete_session"].annotations.destructive_hint is True
         assert tools["delete_session_file"].annotations.destructive_hint is True
         assert tools["list_session_files"].annotations.read_only_hint is True
@@ -104,25 +104,67 @@ async def test_backend_registers_session_and_file_tools_with_delete_session_dest
         assert set(tools["upload_session_file"].input_schema["properties"]["encoding"]["enum"]) == {"text", "base64"}
 
 
-async def test_spawn_agent_creates_a_session_of_the_named_version(tmp_path: Path, app: Any) -> None:
+async def test_spawn_agent_creates_a_session_and_the_agent_answers_the_prompt_in_it(tmp_path: Path, app: Any) -> None:
     async with _connect(tmp_path, app) as client:
         run = _ok(await client.call_tool("spawn_agent", {"agent": f"{AGENT}:{VERSION}", "prompt": "summarise the repo"}))
         agent, _, session_id = run["id"].partition(":")
         assert (agent, run["agent"], run["backend"]) == (AGENT, AGENT, "azure")
-        assert (run["state"], run["platform_state"]) == ("queued", "creating")
+        assert (run["state"], run["metadata"]["response_status"]) == ("succeeded", "completed")
+        assert run["metadata"]["output"] == 'You said: "summarise the repo"'
         assert run["metadata"]["agent_version"] == VERSION
-        assert "prompt was not sent" in run["metadata"]["note"]
         assert app.session(AGENT, session_id)["version_indicator"] == {"type": "version_ref", "agent_version": VERSION}
+        (turn,) = [r for r in app.foundry.responses.values() if r["session_id"] == session_id]
+        assert turn["body"]["id"] == run["metadata"]["response_id"]
         (create,) = _requests(app, "POST", "/sessions")
         assert create["query"] == {"api-version": "v1"}
         assert create["headers"]["authorization"] == f"Bearer {TOKEN}"
         assert "x-ms-user-isolation-key" not in create["headers"]
 
 
-async def test_spawn_agent_without_a_version_returns_invalid_argument_before_any_request(tmp_path: Path, app: Any) -> None:
+async def test_followups_are_next_turns_chained_to_the_previous_response(tmp_path: Path, app: Any) -> None:
     async with _connect(tmp_path, app) as client:
-        message = _error(await client.call_tool("spawn_agent", {"agent": AGENT, "prompt": "go"}), "invalid_argument")
-        assert f"'{AGENT}:<version>'" in message
+        run = _ok(await client.call_tool("spawn_agent", {"agent": AGENT, "prompt": "first question"}))
+        first_response = run["metadata"]["response_id"]
+        after = _ok(await client.call_tool("send_followup", {"run_id": run["id"], "message": "second question"}))
+        assert (after["id"], after["state"], after["metadata"]["turns"]) == (run["id"], "succeeded", 2)
+        assert after["metadata"]["output"] == 'You said: "second question"'
+        events = _ok(await client.call_tool("get_run_events", {"run_id": run["id"]}))["events"]
+        assert [(e["kind"], e["text"]) for e in events] == [
+            ("prompt", "first question"),
+            ("response", 'You said: "first question"'),
+            ("prompt", "second question"),
+            ("response", 'You said: "second question"'),
+        ]
+        assert events[3]["data"]["previous_response_id"] == first_response
+        page = _ok(await client.call_tool("get_run_events", {"run_id": run["id"], "after_seq": 1, "limit": 2}))
+        assert ([e["seq"] for e in page["events"]], page["next_after_seq"]) == ([2, 3], 3)
+
+
+async def test_a_prompt_the_agent_fails_leaves_a_failed_run_that_says_why(tmp_path: Path, app: Any) -> None:
+    async with _connect(tmp_path, app) as client:
+        app.faults.add(Fault(status=500, method="POST", path=f"/api/projects/_project/agents/{AGENT}/endpoint/protocols/openai/responses"))
+        run = _ok(await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": "go"}))
+        assert run["state"] == "failed" and run["error"]["code"] == "response_failed"
+        assert "500" in run["error"]["message"]
+        assert app.faults.count("POST", f"/api/projects/_project/agents/{AGENT}/endpoint/protocols/openai/responses") == 1  # never sent twice
+        again = _ok(await client.call_tool("send_followup", {"run_id": run["id"], "message": "try again"}))
+        assert (again["state"], again["metadata"]["output"]) == ("succeeded", 'You said: "try again"')
+
+
+async def test_spawn_agent_without_a_version_starts_the_latest_one(tmp_path: Path, app: Any) -> None:
+    app.add_agent(AGENT, "2", "3")
+    async with _connect(tmp_path, app) as client:
+        run = _ok(await client.call_tool("spawn_agent", {"agent": AGENT, "prompt": "go"}))
+        assert run["metadata"]["agent_version"] == "3"
+        _error(await client.call_tool("spawn_agent", {"agent": "no-such-agent", "prompt": "go"}), "not_found")
+
+
+async def test_session_names_outside_the_documented_rule_are_refused_before_any_request(tmp_path: Path, app: Any) -> None:
+    async with _connect(tmp_path, app) as client:
+        for bad in ("short", "has.dot-in-it", "x" * 129, "spaces are bad"):
+            message = _error(await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": "go", "name": bad}), "invalid_argument")
+            assert "8-128" in message
+        _error(await client.call_tool("get_run", {"run_id": f"{AGENT}:a.b.c.d.e"}), "invalid_argument")
         assert app.request_log == []
 
 
@@ -152,19 +194,26 @@ async def test_spawn_agent_with_a_reused_idempotency_key_returns_the_first_sessi
         args = {"agent": f"{AGENT}:1", "prompt": "go", "idempotency_key": "job 7 / attempt 1"}
         first = _ok(await client.call_tool("spawn_agent", args))
         second = _ok(await client.call_tool("spawn_agent", args))
-        assert first["id"] == second["id"]
+        assert first["id"] == second["id"] and second["metadata"]["output"] == 'You said: "go"'
+        assert len(app.foundry.responses) == 1  # the prompt went to the agent once
         listed = _ok(await client.call_tool("list_runs", {"agent": AGENT}))
         assert len(listed["runs"]) == 2  # the seed session and one new one
 
 
-async def test_list_agents_is_empty_without_configured_agents(tmp_path: Path, app: Any) -> None:
+async def test_list_agents_lists_the_projects_hosted_agents_from_the_platform(tmp_path: Path, app: Any) -> None:
+    app.add_agent("reviewer", "1", "2")
     async with _connect(tmp_path, app) as client:
-        assert _ok(await client.call_tool("list_agents", {}))["agents"] == []
+        agents = {a["name"]: a["description"] for a in _ok(await client.call_tool("list_agents", {}))["agents"]}
+        assert set(agents) == {AGENT, "reviewer"}
+        assert agents["reviewer"].endswith("latest version 2")
+        assert _requests(app, "GET", "/agents")[0]["query"] == {"api-version": "v1", "kind": "hosted", "limit": "100"}
 
 
-async def test_configured_agents_give_list_agents_a_default_version_and_bare_run_ids(tmp_path: Path, app: Any) -> None:
+async def test_configured_agents_pin_a_version_and_give_bare_run_ids(tmp_path: Path, app: Any) -> None:
+    app.add_agent(AGENT, "2")
     async with _connect(tmp_path, app, extra=f'agents = ["{AGENT}:{VERSION}"]\n') as client:
-        assert [a["name"] for a in _ok(await client.call_tool("list_agents", {}))["agents"]] == [f"{AGENT}:{VERSION}"]
+        (listed,) = _ok(await client.call_tool("list_agents", {}))["agents"]
+        assert listed["name"] == AGENT and f"spawns version {VERSION}" in listed["description"]
         run = _ok(await client.call_tool("spawn_agent", {"agent": AGENT, "prompt": "go"}))
         assert run["metadata"]["agent_version"] == VERSION
         assert _ok(await client.call_tool("get_run", {"run_id": "seed-session"}))["id"] == SEED
@@ -197,7 +246,8 @@ async def test_get_run_maps_each_session_status_and_keeps_the_original(tmp_path:
 
 async def test_session_state_follows_the_platform_clock_from_queued_to_waiting(tmp_path: Path, app: Any) -> None:
     async with _connect(tmp_path, app) as client:
-        run_id = _ok(await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": "go"}))["id"]
+        run_id = f"{AGENT}:{app.add_session(ready=False)['agent_session_id']}"
+        assert _ok(await client.call_tool("get_run", {"run_id": run_id}))["state"] == "queued"
         app.clock.advance(5)
         assert _ok(await client.call_tool("get_run", {"run_id": run_id}))["state"] == "running"
         app.clock.advance(azure_foundry.DEFAULTS["idle_seconds"])
@@ -453,7 +503,7 @@ async def test_the_token_never_appears_in_results(tmp_path: Path, app: Any) -> N
         app.faults.add(Fault(status=503, retry_after=0, method="GET", path=f"{SESSIONS}/seed-session", times=3))
         results = [
             await client.call_tool("get_run", {"run_id": SEED}),
-            await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": TOKEN}),
+            await client.call_tool("spawn_agent", {"agent": f"{AGENT}:1", "prompt": "go"}),
             await client.call_tool("list_runs", {"agent": AGENT}),
             await client.call_tool("upload_session_file", {"run_id": f"{AGENT}:nope", "path": "a.txt", "content": "x"}),
             await client.call_tool("delete_session_file", {"run_id": SEED, "path": "missing"}),
@@ -487,7 +537,8 @@ async def test_the_adapter_works_over_a_loopback_port(tmp_path: Path, app: Any) 
             _ok(await client.call_tool("upload_session_file", {"run_id": run_id, "path": "in/x.bin", "content": data, "encoding": "base64"}))
             content = file_result(await client.call_tool("download_session_file", {"run_id": run_id, "path": "in/x.bin"}))
             assert content["base64"] == data
-            assert _ok(await client.call_tool("cancel_run", {"run_id": run_id}))["state"] == "waiting"
+            stopped = _ok(await client.call_tool("cancel_run", {"run_id": run_id}))
+            assert (stopped["state"], stopped["platform_state"]) == ("succeeded", "idle")  # the turn had ended; the sandbox stops
     assert app.faults.connections  # the calls went over real TCP connections
 
 

@@ -373,9 +373,10 @@ async def test_oz_backend_declares_files_but_not_file_writes(tmp_path: Path, app
     async with connect(tmp_path, app) as mcp:
         tools = {t.name for t in (await mcp.client.list_tools()).tools}
         caps = set(mcp.backend.capabilities)
-    assert {"spawn_agent", "list_agents", "list_runs", "get_run", "wait_for_run", "send_followup", "cancel_run",
+    assert {"spawn_agent", "list_agents", "list_runs", "get_run", "wait_for_run", "get_run_events", "send_followup", "cancel_run",
             "list_session_files", "download_session_file"} <= tools
-    assert not tools & {"get_run_events", "upload_session_file", "delete_session_file", "delete_session"} and {c.value for c in caps} == {"agents", "runs", "run_cancel", "run_followup", "files"}
+    assert not tools & {"upload_session_file", "delete_session_file", "delete_session"}
+    assert {c.value for c in caps} == {"agents", "runs", "run_cancel", "run_followup", "run_events", "files"}
 
 
 # ---- errors, auth, faults --------------------------------------------------------------------------

@@ -376,11 +376,17 @@ def test_stop_returns_204_and_leaves_the_session_idle(http: httpx2.Client) -> No
 
 
 def test_create_honours_a_caller_session_id_and_refuses_a_duplicate(http: httpx2.Client) -> None:
-    assert _create(http, agent_session_id="mine-1")["agent_session_id"] == "mine-1"
-    duplicate = http.post(SESSIONS, json={"agent_session_id": "mine-1", "version_indicator": VERSION_REF})
+    assert _create(http, agent_session_id="mine-0001")["agent_session_id"] == "mine-0001"
+    duplicate = http.post(SESSIONS, json={"agent_session_id": "mine-0001", "version_indicator": VERSION_REF})
     _assert_envelope(duplicate, 409, "session_already_exists")
     unknown = http.post(SESSIONS, json={"version_indicator": {"type": "version_ref", "agent_version": "99"}})
     assert _assert_envelope(unknown, 404, "not_found")["param"] == "version_indicator.agent_version"
+
+
+@pytest.mark.parametrize("session_id", ["short", "has.a.dot", "x" * 129, "with space"])
+def test_create_refuses_a_session_id_outside_the_documented_rule(http: httpx2.Client, session_id: str) -> None:
+    refused = http.post(SESSIONS, json={"agent_session_id": session_id, "version_indicator": VERSION_REF})
+    assert _assert_envelope(refused, 400, "invalid_value")["param"] == "agent_session_id"
 
 
 def test_delete_session_answers_204_whether_or_not_it_exists(app: Any, http: httpx2.Client) -> None:

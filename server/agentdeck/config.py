@@ -148,7 +148,8 @@ class AzureFoundryConfig(_Keyed):
     api_version: str = "v1"
     api_key_env: str = Field(default="AZURE_FOUNDRY_TOKEN", description="static bearer token; else azure-identity")
     user_isolation_key: str | None = None
-    agents: list[str] = Field(default_factory=list, description="agents as name or name:version; feeds list_agents and default versions")
+    agents: list[str] = Field(default_factory=list, description="optional: name:version entries pin the version spawn_agent starts for a bare name (else the latest)")
+    turn_timeout_seconds: float = Field(default=300.0, gt=0, description="how long to wait for the agent's answer to one prompt")
 
 
 class AgentOsConfig(_Keyed):

@@ -3,6 +3,9 @@
 Every route hangs off a project endpoint, `http://HOST:PORT/api/projects/<project>` (default
 project `_project`), and needs `?api-version=v1` and `Authorization: Bearer <any non-empty token>`:
 
+    GET    /agents                                                   list agents (200; kind, limit, order, after)
+    GET    /agents/{agent}                                           agent details (200; versions.latest)
+    POST   /agents/{agent}/endpoint/protocols/openai/responses       one turn, bound by agent_session_id (200)
     POST   /agents/{agent}/endpoint/sessions                         create (201)
     GET    /agents/{agent}/endpoint/sessions                         list (200; limit, order, after, before)
     GET    /agents/{agent}/endpoint/sessions/{id}                    get (200)
@@ -14,7 +17,11 @@ project `_project`), and needs `?api-version=v1` and `Authorization: Bearer <any
     GET    /agents/{agent}/endpoint/sessions/{id}/files/content?path=      download (200, raw bytes)
 
 `Foundry-Features`, `x-ms-user-isolation-key` and `x-session-isolation-key` are accepted, never
-required. Errors use the OpenAI-style envelope `{"error": {code, message, param, type}}`.
+required. Errors use the OpenAI-style envelope `{"error": {code, message, param, type}}`
+(azure-ai-projects `ApiErrorResponse`); the SDK maps statuses, not code strings, so every
+`code` string below is a GUESS unless its line cites a source. Behaviours no source states
+are marked `# GUESS` where they happen, and listed in the README's Azure section.
+The hosted agent answers every prompt by quoting it (see azure_foundry_agents).
 Time is an emulator clock (`app.clock`) that moves by `tick_seconds` on every API request and
 by `app.clock.advance(seconds)`; session status is derived from it (see azure_foundry_state).
 """
@@ -35,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.emulators.azure_foundry_agents import agent_wire, create_response, list_agents
 from tests.emulators.azure_foundry_state import (
     SESSION_STATUSES,
     ApiError,
@@ -55,8 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "token": None,  # None accepts any non-empty bearer token
     "max_upload_bytes": 50 * 1024 * 1024,
     "tick_seconds": 1,
-    "creating_seconds": 2,
-    "idle_seconds": 900,
+    "creating_seconds": 2,  # GUESS: how long a session stays "creating" is not documented
+    "idle_seconds": 900,  # GUESS: when an unattended session turns "idle" is not documented
     "start_time": 1_767_225_600,  # 2026-01-01T00:00:00Z; None starts at the wall clock
     "api_versions": ("v1",),
 }
@@ -170,24 +178,27 @@ def _api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         app: FoundryEmulatorApp = request.app
+        raw = await request.body()
         app.request_log.append(
             {
                 "method": request.method,
                 "path": request.url.path,
                 "query": dict(request.query_params),
                 "headers": {k.lower(): v for k, v in request.headers.items()},
+                "body": raw,
             }
         )
         try:
             _check_auth(app, request)
             if request.path_params["project"] != app.project:
-                raise ApiError(404, "not_found", f"Project '{request.path_params['project']}' was not found.")
+                raise ApiError(404, "not_found", f"Project '{request.path_params['project']}' was not found.")  # GUESS
             _check_api_version(app, request)
             with app.foundry.lock:
                 app.clock.advance(app.tick_seconds)
             response = await handler(request, app)
         except ApiError as exc:
             response = _error(exc)
+        # GUESS: echoing x-ms-client-request-id is conventional, not documented here; x-request-id likewise
         request_id = request.headers.get("x-ms-client-request-id")
         if request_id:
             response.headers["x-ms-client-request-id"] = request_id
@@ -211,7 +222,7 @@ def _check_api_version(app: FoundryEmulatorApp, request: Request) -> None:
         raise ApiError(
             400, "missing_required_parameter", "The 'api-version' query parameter is required.", param="api-version"
         )
-    if version not in app.api_versions:
+    if version not in app.api_versions:  # GUESS: the status and code for an unknown api-version
         supported = ", ".join(app.api_versions)
         raise ApiError(
             400, "invalid_value", f"Unsupported api-version '{version}'. Supported: {supported}.", param="api-version"
@@ -219,7 +230,7 @@ def _check_api_version(app: FoundryEmulatorApp, request: Request) -> None:
 
 
 def _error(exc: ApiError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # GUESS
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -263,10 +274,7 @@ def _required_path(request: Request) -> str:
     return normalize_path(raw)
 
 
-# -- sessions ---------------------------------------------------------------------------------
-
-
-async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response:
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else {}
@@ -274,6 +282,36 @@ async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_value", "The request body must be a JSON object.")
+    return body
+
+
+# -- agents and responses -----------------------------------------------------------------------
+
+
+async def _list_agents(request: Request, app: FoundryEmulatorApp) -> Response:
+    page = list_agents(
+        app.foundry,
+        kind=request.query_params.get("kind"),
+        limit=_limit(request),
+        order=_order(request, "desc"),  # GUESS: the default order of GET /agents is not documented
+        after=request.query_params.get("after") or None,
+    )
+    return JSONResponse(page)
+
+
+async def _get_agent(request: Request, app: FoundryEmulatorApp) -> Response:
+    return JSONResponse(agent_wire(app.foundry, request.path_params["agent"]))
+
+
+async def _create_response(request: Request, app: FoundryEmulatorApp) -> Response:
+    return JSONResponse(create_response(app.foundry, request.path_params["agent"], await _json_object(request)))
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def _create_session(request: Request, app: FoundryEmulatorApp) -> Response:
+    body = await _json_object(request)
     indicator = body.get("version_indicator")
     if indicator is None:
         raise ApiError(400, "missing_required_parameter", "version_indicator is required.", param="version_indicator")
@@ -306,7 +344,7 @@ async def _list_sessions(request: Request, app: FoundryEmulatorApp) -> Response:
     page = app.foundry.list_sessions(
         request.path_params["agent"],
         limit=_limit(request),
-        order=_order(request, "desc"),
+        order=_order(request, "desc"),  # GUESS: the default order
         after=request.query_params.get("after") or None,
         before=request.query_params.get("before") or None,
         isolation_key=_isolation_key(request),
@@ -334,7 +372,7 @@ async def _list_files(request: Request, app: FoundryEmulatorApp) -> Response:
         session,
         normalize_path(request.query_params.get("path")),
         limit=_limit(request),
-        order=_order(request, "asc"),
+        order=_order(request, "asc"),  # GUESS: the default order
         after=request.query_params.get("after") or None,
         before=request.query_params.get("before") or None,
     )
@@ -388,16 +426,20 @@ async def _download_file(request: Request, app: FoundryEmulatorApp) -> Response:
 # -- the app ----------------------------------------------------------------------------------
 
 
-async def _route_miss(request: Request, exc: Exception) -> Response:
+async def _route_miss(request: Request, exc: Exception) -> Response:  # GUESS: the body of an unknown route
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = {404: "No such route.", 405: f"Method {request.method} is not allowed here."}.get(status, str(exc))
     return JSONResponse(error_body(status, message), status_code=status)
 
 
 def _routes() -> list[Route]:
-    sessions = "/api/projects/{project}/agents/{agent}/endpoint/sessions"
+    agents = "/api/projects/{project}/agents"
+    sessions = agents + "/{agent}/endpoint/sessions"
     one = sessions + "/{session_id}"
     return [
+        Route(agents, _api(_list_agents), methods=["GET"]),
+        Route(agents + "/{agent}", _api(_get_agent), methods=["GET"]),
+        Route(agents + "/{agent}/endpoint/protocols/openai/responses", _api(_create_response), methods=["POST"]),
         Route(sessions, _api(_create_session), methods=["POST"]),
         Route(sessions, _api(_list_sessions), methods=["GET"]),
         Route(one + ":stop", _api(_stop_session), methods=["POST"]),

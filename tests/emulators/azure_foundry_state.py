@@ -33,7 +33,9 @@ __all__ = [
 
 SESSION_STATUSES = ("creating", "active", "idle", "updating", "failed", "deleting", "deleted", "expired")
 SESSION_TTL_SECONDS = 30 * 24 * 3600
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Microsoft's Foundry session-management reference and azure-ai-agentserver-invocations
+# (_VOICE_SESSION_ID): 8-128 letters, digits, '_' or '-'.
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 _ID_NAMESPACE = uuid.UUID("6f1f5a52-3c1e-4d8e-9a57-0d6c2f3b9e41")
 
 
@@ -85,7 +87,7 @@ def normalize_path(raw: str | None, *, what: str = "path") -> str:
     """Turn a caller's sandbox path into a key relative to the session home ("" is home itself).
 
     A leading slash means the home directory too (the SDK samples pass "/remote/file.txt").
-    Paths that climb out of home with ".." are refused.
+    GUESS: paths that climb out of home with ".." are refused with 400.
     """
     text = (raw or "").replace("\\", "/").strip()
     if "\x00" in text:
@@ -129,7 +131,7 @@ class Sandbox:
         if not path:
             raise ApiError(400, "invalid_value", "The path must name a file, not the home directory.", param="path")
         existing = self.nodes.get(path)
-        if existing is not None and existing.is_directory:
+        if existing is not None and existing.is_directory:  # GUESS: writing over a directory
             raise ApiError(409, "path_conflict", f"'{path}' is a directory.", param="path")
         parent = ""
         for part in path.split("/")[:-1]:
@@ -146,7 +148,7 @@ class Sandbox:
 
     def read(self, path: str) -> bytes:
         node = self._node(path)
-        if node.is_directory:
+        if node.is_directory:  # GUESS: downloading a directory
             raise ApiError(400, "invalid_value", f"'{path or '.'}' is a directory, not a file.", param="path")
         return node.data
 
@@ -167,7 +169,7 @@ class Sandbox:
                         "modified_time": child.modified_time,
                     }
                 )
-        return sorted(entries, key=lambda entry: entry["name"])
+        return sorted(entries, key=lambda entry: entry["name"])  # GUESS: the listing order
 
     def delete(self, path: str, recursive: bool, now: int) -> None:
         if not path:
@@ -175,7 +177,7 @@ class Sandbox:
         node = self._node(path)
         descendants = [key for key in self.nodes if key.startswith(f"{path}/")]
         if node.is_directory and descendants and not recursive:
-            raise ApiError(
+            raise ApiError(  # 409 is documented; the code string is a GUESS
                 409,
                 "directory_not_empty",
                 f"'{path}' is a non-empty directory; pass recursive=true to delete it with its contents.",
@@ -250,7 +252,9 @@ class FoundryState:
         self.creating_seconds = creating_seconds
         self.idle_seconds = idle_seconds
         self.max_upload_bytes = max_upload_bytes
-        self.agents: dict[str, set[str]] = {}
+        self.agents: dict[str, list[str]] = {}  # name -> versions, oldest first (the last is "latest")
+        self.agent_created: dict[str, int] = {}
+        self.responses: dict[str, dict[str, Any]] = {}  # id -> {"agent", "session_id", "body"}
         self.sessions: dict[tuple[str, str], Session] = {}
         # Sort keys of every session ever listed, so a cursor stays valid after its session is deleted.
         self.cursors: dict[tuple[str, str], tuple[int, int]] = {}
@@ -260,9 +264,11 @@ class FoundryState:
 
     def add_agent(self, name: str, *versions: str) -> None:
         with self.lock:
-            self.agents.setdefault(name, set()).update(versions or ("1",))
+            known = self.agents.setdefault(name, [])
+            self.agent_created.setdefault(name, self.clock.now())
+            known += [v for v in versions or ("1",) if v not in known]
 
-    def _require_agent(self, name: str) -> set[str]:
+    def _require_agent(self, name: str) -> list[str]:
         versions = self.agents.get(name)
         if versions is None:
             raise ApiError(404, "not_found", f"Agent '{name}' was not found in this project.")
@@ -295,8 +301,7 @@ class FoundryState:
                 raise ApiError(
                     400,
                     "invalid_value",
-                    "agent_session_id must be 1-128 characters: letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit.",
+                    "agent_session_id must be 8-128 characters: letters, digits, '_' or '-'.",
                     param="agent_session_id",
                 )
             self._seq += 1
@@ -325,7 +330,7 @@ class FoundryState:
             return session
 
     def get_session(self, agent_name: str, session_id: str, isolation_key: str | None = None) -> Session:
-        """The session, unless it is missing or owned by a different isolation key (both are 404)."""
+        """The session, unless it is missing or owned by a different isolation key (both are 404, a GUESS)."""
         with self.lock:
             self._require_agent(agent_name)
             session = self.sessions.get((agent_name, session_id))
@@ -366,7 +371,7 @@ class FoundryState:
             data = [s.to_wire(self.clock.now(), self.idle_seconds) for s in page]
             return _envelope("data", data, [d["agent_session_id"] for d in data], has_more)
 
-    def _cursor(self, agent_name: str, session_id: str, param: str) -> tuple[int, int]:
+    def _cursor(self, agent_name: str, session_id: str, param: str) -> tuple[int, int]:  # GUESS: 400 for a foreign cursor
         mark = self.cursors.get((agent_name, session_id))
         if mark is None:
             raise ApiError(400, "invalid_value", f"'{session_id}' is not a session id of this agent.", param=param)
@@ -374,7 +379,7 @@ class FoundryState:
 
     def stop_session(self, session: Session) -> None:
         with self.lock:
-            if session.status(self.clock.now(), self.idle_seconds) in ("expired", "failed"):
+            if session.status(self.clock.now(), self.idle_seconds) in ("expired", "failed"):  # GUESS: stopping an ended session is a quiet no-op
                 return
             if not session.stopped:
                 # A session that already went idle keeps the moment it did; stopping adds nothing new.
@@ -391,7 +396,10 @@ class FoundryState:
                 del self.sessions[(agent_name, session_id)]
 
     def touch(self, session: Session) -> None:
-        """Record activity: wakes an idle or stopped session and rolls its expiry forward."""
+        """Record activity: wakes an idle or stopped session and rolls its expiry forward.
+
+        The 30-day expiry from the last activity is documented; that a file call counts as
+        activity and wakes the session, and the 409 for an ended session, are GUESSes."""
         with self.lock:
             now = self.clock.now()
             status = session.status(now, self.idle_seconds)
@@ -429,7 +437,7 @@ class FoundryState:
             return body
 
 
-def _visible(session: Session, isolation_key: str | None) -> bool:
+def _visible(session: Session, isolation_key: str | None) -> bool:  # GUESS: how the service scopes by key
     # A caller without a key sees everything (2.3+ SDKs send none); a keyed caller sees sessions
     # created with its key and sessions created without one, never another key's sessions.
     return isolation_key is None or session.isolation_key is None or session.isolation_key == isolation_key
@@ -447,7 +455,8 @@ def _take(rows: list[Any], limit: int, *, from_end: bool) -> tuple[list[Any], bo
 
 def _envelope(key: str, items: list[Any], ids: list[str], has_more: bool) -> dict[str, Any]:
     # OpenAI-style: last_id names the page's last item and is null only on an empty page, which
-    # is what ends the SDK's iteration (it follows last_id and ignores has_more).
+    # is what ends the SDK's iteration (it follows last_id and ignores has_more). GUESS: the
+    # values of first_id and has_more.
     return {
         key: items,
         "first_id": ids[0] if ids else None,

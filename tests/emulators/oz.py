@@ -13,6 +13,10 @@ A process that runs the emulator standalone can drive it over HTTP: POST /_oz/cl
 {"advance": s}, POST /_oz/scripts {"final": "FAILED", ...script() kwargs}, POST /_oz/runs
 {add_run kwargs} -> {"run_id"}, POST /_oz/errors {queue_error kwargs}, GET /_oz/runs/{id}/followups.
 
+The emulated agent answers its prompt and each follow-up by quoting it, in the run's
+conversation (GET /agent/runs/{id}/conversation) and transcript (see oz_conversation).
+`create_app(metadata_filter=False)` emulates a team without metadata filtering on list-runs.
+
 Errors are RFC 7807 problems (`application/problem+json`) with Oz's extension members
 `error` and `retryable`; the error code is the last segment of `type`.
 """
@@ -35,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from tests.emulators.faults import FaultInjector
+from tests.emulators.oz_conversation import conversation, transcript_text
 from tests.emulators.oz_state import (
     ARTIFACT_TYPES, RUN_SOURCES, RUN_STATES, TEAM_UID, USER, OzError, OzState, RunQuery, Step, rfc3339,
     script,
@@ -107,8 +112,8 @@ def _bad(detail: str) -> OzError:
 class _Api:
     """The HTTP handlers, bound to one OzState."""
 
-    def __init__(self, state: OzState, *, api_keys: set[str] | None, docs_style: bool) -> None:
-        self.state, self.api_keys, self.docs_style = state, api_keys, docs_style
+    def __init__(self, state: OzState, *, api_keys: set[str] | None, docs_style: bool, metadata_filter: bool = True) -> None:
+        self.state, self.api_keys, self.docs_style, self.metadata_filter = state, api_keys, docs_style, metadata_filter
         self.queued_errors: list[dict[str, Any]] = []
 
     # ---- plumbing ------------------------------------------------------------------------
@@ -163,7 +168,11 @@ class _Api:
         return JSONResponse(body)
 
     async def list_runs(self, request: Request) -> Response:
-        runs, cursor = self.state.list_runs(_run_query(request))
+        query = _run_query(request)
+        if query.metadata and not self.metadata_filter:
+            # oz-agent-sdk 0.15.0 runs.py `list`: "Returns feature_not_available when metadata filtering is not enabled."
+            raise OzError("feature_not_available", "metadata filtering is not enabled for this team")
+        runs, cursor = self.state.list_runs(query)
         page_info: dict[str, Any] = {"has_next_page": cursor is not None}
         if cursor is not None:
             page_info["next_cursor"] = cursor
@@ -185,6 +194,20 @@ class _Api:
             raise _bad(f"mode must be one of {', '.join(MODES)}")
         self.state.submit_followup(request.path_params["run_id"], message, mode)
         return JSONResponse({})
+
+    def _visible_run(self, run_id: str) -> Any:
+        """The run synced to the clock (404/403 as GET /agent/runs/{id}), without counting a poll."""
+        self.state.sync()
+        return self.state._get(run_id)
+
+    async def run_conversation(self, request: Request) -> Response:
+        return JSONResponse(conversation(self._visible_run(request.path_params["run_id"])))
+
+    async def run_transcript(self, request: Request) -> Response:
+        run = self._visible_run(request.path_params["run_id"])
+        transcript_text(run)  # 404 when there is none
+        url = f"{str(request.base_url).rstrip('/')}/storage/transcripts/{run.run_id}?Signature=emulated"
+        return Response(status_code=302, headers={"Location": url})
 
     async def handoff_attachments(self, request: Request) -> Response:
         items = self.state.handoff_attachments(request.path_params["run_id"], str(request.base_url))
@@ -270,7 +293,10 @@ class _Api:
         return JSONResponse(self.state.followups(request.path_params["run_id"]))
 
     async def download(self, request: Request) -> Response:
-        found = self.state.download(request.path_params["kind"], request.path_params["ident"])
+        kind, ident = request.path_params["kind"], request.path_params["ident"]
+        if kind == "transcripts" and ident in self.state.runs:
+            return Response(transcript_text(self.state.peek(ident)), media_type="text/plain")  # GUESS: the media type
+        found = self.state.download(kind, ident)
         if found is None:
             return Response(b"NoSuchKey", status_code=404, media_type="text/plain")
         return Response(found[0], media_type=found[1])
@@ -484,10 +510,10 @@ def _seed(state: OzState) -> None:
 
 def create_app(seed: bool = True, *, step_seconds: float = 10.0, polls_per_step: int | None = None,
                realtime: bool = False, api_keys: list[str] | None = None, max_depth: int = 3,
-               docs_style_errors: bool = False, **_: Any) -> FaultInjector:
+               docs_style_errors: bool = False, metadata_filter: bool = True, **_: Any) -> FaultInjector:
     """Build the emulator. Test helpers are attributes of the returned app (see module docstring)."""
     state = OzState(step_seconds=step_seconds, polls_per_step=polls_per_step, realtime=realtime, max_depth=max_depth)
-    api = _Api(state, api_keys=set(api_keys) if api_keys else None, docs_style=docs_style_errors)
+    api = _Api(state, api_keys=set(api_keys) if api_keys else None, docs_style=docs_style_errors, metadata_filter=metadata_filter)
     if seed:
         _seed(state)
     g = api.guarded
@@ -502,6 +528,8 @@ def create_app(seed: bool = True, *, step_seconds: float = 10.0, polls_per_step:
         Route("/agent/runs/{run_id}/cancel", g(api.cancel_run), methods=["POST"]),
         Route("/agent/runs/{run_id}/followups", g(api.submit_followup), methods=["POST"]),
         Route("/agent/runs/{run_id}/handoff/attachments", g(api.handoff_attachments), methods=["GET"]),
+        Route("/agent/runs/{run_id}/conversation", g(api.run_conversation), methods=["GET"]),
+        Route("/agent/runs/{run_id}/transcript", g(api.run_transcript), methods=["GET"]),
         # The two redirect lookups are public: anonymous viewers of a shared link call them.
         Route("/agent/sessions/{session_uuid}/redirect", g(api.session_redirect, public=True), methods=["GET"]),
         Route("/agent/conversations/{conversation_id}/redirect", g(api.conversation_redirect, public=True),
@@ -536,5 +564,7 @@ def parse_options(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--realtime", action="store_true", help="let the emulator clock follow wall time")
     parser.add_argument("--api-key", dest="api_keys", action="append", help="accept only these keys")
     parser.add_argument("--docs-style-errors", action="store_true", help="problem `type` as docs.warp.dev shows it")
+    parser.add_argument("--no-metadata-filter", dest="metadata_filter", action="store_false",
+                        help="answer list-runs metadata filters with feature_not_available")
     return vars(parser.parse_args(argv))
 

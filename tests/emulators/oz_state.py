@@ -1,5 +1,8 @@
 """In-memory state of the Oz emulator: a clock, runs that follow scripts, agents and artifacts.
 
+Behaviours no source states are marked `# GUESS` where they happen (and listed in the README's
+Oz section); states, fields and error codes follow oz-agent-sdk 0.15.0 and Warp's OpenAPI.
+
 A run's life is a *script*: a list of `Step`s, each a RunState held for some seconds of the
 emulator clock (None = held until something else happens). Time only moves when a test calls
 `clock.advance(seconds)` (or, with `polls_per_step`, when a run is read often enough), so every
@@ -279,11 +282,11 @@ class OzState:
                     raise OzError("invalid_request", f"parent run {parent_id} not found")
                 if self._depth(parent) + 1 > self.max_depth:
                     raise OzError("invalid_request", f"maximum orchestration depth of {self.max_depth} exceeded")
-                metadata.update(parent.metadata)
+                metadata.update(parent.metadata)  # agent_run_params.py: request keys override keys inherited from the parent
             metadata.update(request.get("metadata") or {})
             env_id = config.get("environment_id")
             if env_id and not any(e["uid"] == env_id for e in self.environments):
-                raise OzError("resource_not_found", f"environment {env_id} not found")
+                raise OzError("resource_not_found", f"environment {env_id} not found")  # GUESS: an unknown environment is 404 resource_not_found
             skill_spec = request.get("skill") or config.get("skill_spec") or (config.get("skills") or [None])[0]
             agent_skill = None
             if skill_spec:
@@ -325,7 +328,7 @@ class OzState:
         return run
 
     @staticmethod
-    def _title_for(text: str) -> str:
+    def _title_for(text: str) -> str:  # GUESS: how Oz generates a missing title
         first = text.strip().splitlines()[0] if text.strip() else "Cloud agent run"
         return first if len(first) <= 60 else first[:57].rstrip() + "..."
 
@@ -356,7 +359,7 @@ class OzState:
         if step.state == "QUEUED":
             run.ended_at = None
         if step.state in ("CLAIMED", "INPROGRESS") and run.conversation_id is None:
-            run.conversation_id = self.new_uuid()
+            run.conversation_id = self.new_uuid()  # GUESS: when a run gets its conversation id
         if step.state in _STARTED and run.exec_started_at is None:
             run.exec_started_at = at
             run.started_at = run.started_at or at
@@ -450,10 +453,10 @@ class OzState:
             now = self.clock.now()
             record = {"message": message, "mode": mode, "state": run.state, "at": rfc3339(now)}
             run.followups.append(record)
-            if run.state == "BLOCKED":
+            if run.state == "BLOCKED":  # GUESS: a follow-up resumes a BLOCKED run
                 run.steps, run.index = [Step("INPROGRESS", self.step_seconds), Step("SUCCEEDED")], 0
                 self._enter(run, run.steps[0], now)
-            elif run.state in TERMINAL:
+            elif run.state in TERMINAL:  # GUESS: a follow-up re-runs an ended run from QUEUED
                 run.steps, run.index = script(step_seconds=self.step_seconds), 0
                 self._enter(run, run.steps[0], now)
             else:
@@ -519,7 +522,7 @@ class OzState:
                 out["data"].update({k: data[k] for k in ("title", "url") if k in data})
                 return out
             signed = {"content_type": data.pop("mime_type"), "download_url": self._signed(base_url, "artifacts", uid),
-                      "expires_at": rfc3339(self.clock.now() + timedelta(minutes=15))}
+                      "expires_at": rfc3339(self.clock.now() + timedelta(minutes=15))}  # GUESS: the link's lifetime
             data.pop("artifact_uid", None)
             out["data"] = signed | data
             return out
@@ -538,7 +541,7 @@ class OzState:
         with self._lock:
             self.sync()
             run = self._get(run_id)
-            if not run.ended_once:
+            if not run.ended_once:  # GUESS: attachments appear once an execution has ended
                 return []
             out = []
             for a in run.handoff:
@@ -560,7 +563,7 @@ class OzState:
             return None
 
     def _signed(self, base_url: str, kind: str, ident: str) -> str:
-        expires = int((self.clock.now() + timedelta(minutes=15)).timestamp())
+        expires = int((self.clock.now() + timedelta(minutes=15)).timestamp())  # GUESS: signed URL shape and lifetime
         return f"{base_url.rstrip('/')}/storage/{kind}/{ident}?Expires={expires}&Signature=emulated"
 
     # ---- listing ---------------------------------------------------------------------------
@@ -602,7 +605,7 @@ class OzState:
         except (ValueError, TypeError, binascii.Error) as exc:
             raise OzError("invalid_request", "invalid cursor") from exc
         if (sort_by, sort_order) != (query.sort_by, query.sort_order) or not isinstance(seq, int):
-            raise OzError("invalid_request", "cursor does not match the requested sort")
+            raise OzError("invalid_request", "cursor does not match the requested sort")  # GUESS: 400 for a cursor of another sort
         return primary, seq
 
     def _matches(self, run: Run, q: RunQuery) -> bool:
@@ -663,7 +666,7 @@ class OzState:
             }
             item.update({k: v for k, v in optional.items() if v is not None})
             if run.session_id:
-                item["session_link"] = f"https://app.warp.dev/session/{run.session_id}"
+                item["session_link"] = f"https://app.warp.dev/session/{run.session_id}"  # GUESS: the session link's URL shape
             seconds = run.exec_seconds + ((now - run.exec_started_at).total_seconds() if run.exec_started_at else 0)
             if run.started_at is not None:
                 item["run_time"] = _duration(seconds)
@@ -676,11 +679,11 @@ class OzState:
             return True
         if run.state == "CANCELLED" or run.ended_at is None or run.started_at is None:
             return False
-        idle = run.config.get("idle_timeout_minutes") or 10
+        idle = run.config.get("idle_timeout_minutes") or 10  # ambient_agent_config.py: "defaults to 10 minutes"
         return now < run.ended_at + timedelta(minutes=idle)
 
 
-def _usage(seconds: float) -> dict[str, float]:
+def _usage(seconds: float) -> dict[str, float]:  # GUESS: credit and USD numbers are invented
     minutes = seconds / 60
     credits = {"inference_cost": round(2.0 * minutes, 2), "compute_cost": round(0.5 * minutes, 2), "platform_cost": 0.0}
     return credits | {f"{k}_usd": round(v * 0.02, 4) for k, v in credits.items()}

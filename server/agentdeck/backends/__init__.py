@@ -133,5 +133,5 @@ def _build(name: str, settings: Any, config: Any, transport: Any) -> Backend:
     except ModuleNotFoundError as exc:
         raise ConfigError(f"backends.{name}: the {settings.kind} adapter is not available in this build ({exc.name})") from None
     adapter: type[Backend] = getattr(module, class_name)
-    extra = {"data_dir": config.resolved_data_dir} if settings.kind == "agh" else {}
+    extra = {"data_dir": config.resolved_data_dir} if settings.kind in ("agh", "oz", "azure_foundry") else {}
     return adapter(name, settings, identity=config.resolved_identity, transport=transport, **extra)  # type: ignore[call-arg]

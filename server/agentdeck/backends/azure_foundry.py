@@ -1,8 +1,16 @@
 """Azure AI Foundry hosted-agent sessions and their files, behind the Backend interface.
 
 A run is one agent session. Every session route hangs off its agent, so a run id names both:
-`<agent name>:<session id>`. `spawn_agent` takes the agent as `name:version` (or `name` when
-the `agents` setting lists it with a version) and creates a session of that version.
+`<agent name>:<session id>`. `spawn_agent` takes the agent as `name:version`, or `name` for the
+version the `agents` setting pins or else the agent's latest version; it creates a session of
+that version, then sends the prompt to it through the agent's Responses endpoint bound to the
+session (`agent_session_id`), as Microsoft's own invoke script does. Follow-ups are further
+turns in the same session, chained with `previous_response_id`. Each turn (input, response id,
+status, answer) is recorded in the data dir, since the session resource does not carry it: the
+run's state and `metadata.output` come from the latest turn while the session lives, and
+get_run_events lists the turns.
+
+Session status, for a session with no recorded turn or once the session has ended:
 
     creating -> queued    active, updating -> running    idle -> waiting
     failed -> failed      deleting, deleted -> cancelled    expired -> succeeded
@@ -18,111 +26,93 @@ fetched in a worker thread and renewed five minutes before it expires.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import mimetypes
-import posixpath
-import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import anyio
-import anyio.to_thread
 import httpx2
 
+from agentdeck.backends.azure_foundry_auth import SCOPE, EntraToken
+from agentdeck.backends.azure_foundry_files import SessionFiles
+from agentdeck.backends.azure_foundry_turns import FOUNDRY_FEATURES, apply_turns, failed_turn, turn_events, turn_from_response
+from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, describe, iso
 from agentdeck.backends.base import Backend, Capability
-from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, describe, home_path, iso, utf8
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages, redact
+from agentdeck.backends.records import Records
 from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
-from agentdeck.models import Agent, AgentList, FileContent, Run, RunPage, SessionFile, SessionFileList
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unavailable
+from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
 __all__ = ["MAX_UPLOAD_BYTES", "SCOPE", "AzureFoundryBackend"]
 
-SCOPE = "https://ai.azure.com/.default"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # the service answers 413 above this
 ISOLATION_HEADER = "x-ms-user-isolation-key"
-_REFRESH_MARGIN_SECONDS = 300
-_MAX_LIST_ENTRIES = 1000
 _MAX_LIST_PAGES = 10  # per list_runs call when filters skip sessions; the cursor resumes
-_NO_PROMPT = "Foundry sessions take no prompt: the session is ready, but the prompt was not sent to the agent."
+_MAX_AGENTS = 500
 
 
-class _EntraToken:
-    """Entra ID bearer tokens from DefaultAzureCredential, cached until shortly before expiry."""
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-        self._expires_on = 0.0
-        self._credential: Any = None
-        self._lock: anyio.Lock | None = None
-
-    async def get(self) -> str:
-        self._lock = self._lock or anyio.Lock()
-        async with self._lock:
-            if self.token and time.time() < self._expires_on - _REFRESH_MARGIN_SECONDS:
-                return self.token
-            try:
-                from azure.core.exceptions import ClientAuthenticationError
-                from azure.identity import DefaultAzureCredential
-            except ImportError:
-                raise Unauthorized(
-                    "No static token is set and azure-identity is not installed: install agentdeck[azure] to sign in with "
-                    "Entra ID (az login, managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), "
-                    "or put a bearer token in the variable named by api_key_env."
-                ) from None
-            try:
-                if self._credential is None:
-                    self._credential = await anyio.to_thread.run_sync(DefaultAzureCredential)
-                access = await anyio.to_thread.run_sync(self._credential.get_token, SCOPE)
-            except (ClientAuthenticationError, ValueError) as exc:
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise Unauthorized(f"Entra ID sign-in failed ({reason}). Run `az login`, or configure a managed identity or service principal.") from None
-            self.token, self._expires_on = access.token, float(access.expires_on)
-            return self.token
-
-    def close(self) -> None:
-        if self._credential is not None:
-            self._credential.close()
-
-
-class AzureFoundryBackend(Backend):
+class AzureFoundryBackend(SessionFiles, Backend):
     """Sessions of Azure AI Foundry hosted agents (runs) and the files in their sandboxes."""
 
     kind = "azure_foundry"
     capabilities = frozenset(
-        {Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.FILES, Capability.FILE_WRITE, Capability.SESSION_DELETE}
+        {
+            Capability.AGENTS,
+            Capability.RUNS,
+            Capability.RUN_CANCEL,
+            Capability.RUN_FOLLOWUP,
+            Capability.RUN_EVENTS,
+            Capability.FILES,
+            Capability.FILE_WRITE,
+            Capability.SESSION_DELETE,
+        }
     )
 
-    def __init__(self, name: str, settings: AzureFoundryConfig, *, identity: str, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: AzureFoundryConfig,
+        *,
+        identity: str,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
         super().__init__(name)
         self.settings = settings
         self.identity = identity
         self.max_upload_bytes = MAX_UPLOAD_BYTES
-        # `agents` (proposed setting): "name" or "name:version" entries; list_agents and the defaults come from it
+        # `agents` (optional): "name" or "name:version" entries; a version here pins spawn's default
         self._agents: dict[str, str | None] = {n: v or None for n, _, v in (e.partition(":") for e in settings.agents)}
         token = settings.api_key.get_secret_value() if settings.api_key else None
-        self._entra = None if token else _EntraToken()
+        self._entra = None if token else EntraToken()
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if settings.user_isolation_key:
             headers[ISOLATION_HEADER] = settings.user_isolation_key
-        self._client = PlatformClient(
-            "Azure AI Foundry",
-            base_url=settings.endpoint.rstrip("/"),
-            headers=headers,
-            secrets=[s for s in (token, settings.user_isolation_key) if s],
-            timeouts=Timeouts(connect=settings.connect_timeout_seconds, read=settings.timeout_seconds),
-            retry=RetryPolicy(max_retries=settings.max_retries),
-            transport=transport,
-            describe=self._describe,
-        )
+        def client(read_timeout: float) -> PlatformClient:
+            return PlatformClient(
+                "Azure AI Foundry",
+                base_url=settings.endpoint.rstrip("/"),
+                headers=headers,
+                secrets=[s for s in (token, settings.user_isolation_key) if s],
+                timeouts=Timeouts(connect=settings.connect_timeout_seconds, read=read_timeout),
+                retry=RetryPolicy(max_retries=settings.max_retries),
+                transport=transport,
+                describe=self._describe,
+            )
+
+        self._client = client(settings.timeout_seconds)
+        self._turn_client = client(settings.turn_timeout_seconds)  # an agent's answer takes longer than a read
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        self._turns = Records(data_dir / "azure_foundry" / safe_name if data_dir else None)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._turn_client.aclose()
         if self._entra is not None:
             self._entra.close()
 
@@ -161,16 +151,21 @@ class AzureFoundryBackend(Backend):
 
     # -- names ---------------------------------------------------------------------------------
 
-    def _agent(self, agent: str, *, need_version: bool) -> tuple[str, str | None]:
+    def _agent(self, agent: str) -> tuple[str, str | None]:
+        """(name, version) from `name` or `name:version`; the `agents` setting supplies a missing version."""
         name, _, version = agent.strip().partition(":")
         check_id(name, "Agent name")
-        version = version or self._agents.get(name)
-        if need_version and not version:
-            raise InvalidArgument(
-                f"Say which version of agent {name!r} to start, as '{name}:<version>' (e.g. '{name}:1'), "
-                f"or list it with its version in the backend's `agents` setting."
-            )
-        return name, version
+        return name, version or self._agents.get(name)
+
+    async def _latest_version(self, name: str) -> str:
+        """The agent's latest version, as `GET /agents/{name}` reports it (versions.latest.version)."""
+        details = await self._json(
+            "GET", f"/agents/{quote(name, safe='')}", errors={404: lambda text: NotFound(f"{text}. No agent {name!r} in this project; list_agents shows them.")}
+        )
+        version = ((details or {}).get("versions") or {}).get("latest", {}).get("version")
+        if not version:
+            raise NotFound(f"Agent {name!r} has no version yet; deploy one in the Foundry project, or name it as '{name}:<version>'.")
+        return str(version)
 
     def _default_agent(self) -> str | None:
         return next(iter(self._agents)) if len(self._agents) == 1 else None
@@ -181,7 +176,7 @@ class AzureFoundryBackend(Backend):
             agent, session_id = self._default_agent() or "", run_id
             if not agent:
                 raise InvalidArgument(f"Run id {run_id!r} is not '<agent>:<session id>'; pass the id that spawn_agent or list_runs returned.")
-        return check_id(agent, "Agent name"), check_id(session_id, "Session id")
+        return check_id(agent, "Agent name"), check_session_id(session_id, "Session id")
 
     def _run(self, agent: str, body: dict[str, Any]) -> Run:
         status = str(body.get("status") or "")
@@ -190,7 +185,7 @@ class AzureFoundryBackend(Backend):
         if body.get("stopped_at") is not None:
             metadata["stopped_at"] = iso(body.get("stopped_at"))
         session_id = str(body["agent_session_id"])
-        return Run(
+        run = Run(
             id=f"{agent}:{session_id}",
             backend=self.name,
             agent=agent,
@@ -201,16 +196,26 @@ class AzureFoundryBackend(Backend):
             ended_at=parse_time(body.get("expires_at")) if status == "expired" else None,
             metadata={k: v for k, v in metadata.items() if v is not None},
         )
+        return apply_turns(run, self._turns.read(run.id).get("turns") or [], status in ENDED)
 
     # -- agents and runs ----------------------------------------------------------------------
 
     async def list_agents(self) -> AgentList:
-        return AgentList(
-            agents=[
-                Agent(name=f"{n}:{v}" if v else n, backend=self.name, description=f"Azure AI Foundry hosted agent {n}" + (f", version {v}" if v else ""))
-                for n, v in self._agents.items()
-            ]
-        )
+        """The project's hosted agents (only they have sessions), by name; spawning a bare name starts its latest version."""
+
+        async def page(after: str | None) -> tuple[list[Any], str | None]:
+            body = await self._json("GET", "/agents", params={"kind": "hosted", "limit": 100, **({"after": after} if after else {})})
+            items = [a for a in (body or {}).get("data") or [] if isinstance(a, dict) and a.get("name")]
+            return items, (body or {}).get("last_id") if items else None
+
+        agents = []
+        for item in await collect_pages(page, max_items=_MAX_AGENTS, max_pages=_MAX_AGENTS // 100 + 1):
+            latest = (item.get("versions") or {}).get("latest") or {}
+            text = str(latest.get("description") or "Azure AI Foundry hosted agent")
+            pinned = self._agents.get(item["name"])
+            version = f"; spawns version {pinned} (pinned in the agents setting)" if pinned else (f"; latest version {latest['version']}" if latest.get("version") else "")
+            agents.append(Agent(name=item["name"], backend=self.name, description=text + version))
+        return AgentList(agents=agents)
 
     async def spawn_agent(
         self,
@@ -227,10 +232,11 @@ class AzureFoundryBackend(Backend):
         extra = [k for k, v in (("workspace", workspace), ("ttl_seconds", ttl_seconds), ("metadata", metadata), ("parent_run_id", parent_run_id)) if v]
         if extra:
             raise InvalidArgument(f"Azure AI Foundry sessions take no {', '.join(extra)}; call again without {'them' if len(extra) > 1 else 'it'}.")
-        agent_name, version = self._agent(agent, need_version=True)
-        session_id = check_id(name, "Session name") if name else None
+        agent_name, version = self._agent(agent)
+        session_id = check_session_id(name, "Session name") if name else None
         if idempotency_key and not session_id:
             session_id = "idem-" + hashlib.sha256(f"{agent_name}\n{idempotency_key}".encode()).hexdigest()[:40]
+        version = version or await self._latest_version(agent_name)
         body: dict[str, Any] = {"version_indicator": {"type": "version_ref", "agent_version": version}}
         if session_id:
             body["agent_session_id"] = session_id
@@ -257,8 +263,46 @@ class AzureFoundryBackend(Backend):
             if existing != version:
                 raise Conflict(f"This idempotency key already started session {session_id!r} with version {existing}; use a new key for version {version}.") from None
         run = self._run(agent_name, created)
-        run.metadata["note"] = _NO_PROMPT
-        return run
+        async with self._turns.locked(run.id) as record:
+            turns = record.data.setdefault("turns", [])
+            if not turns:  # a repeated idempotency key finds the prompt already sent
+                try:
+                    turns.append(turn_from_response(prompt, await self._respond(agent_name, str(created["agent_session_id"]), prompt, None)))
+                except AgentdeckError as exc:
+                    turns.append(failed_turn(prompt, exc.message))
+                record.save()
+        return await self.get_run(run.id)
+
+    async def _respond(self, agent: str, session_id: str, prompt: str, previous: str | None) -> dict[str, Any]:
+        """One turn: the prompt to the agent's Responses endpoint, bound to the session; not retried (it would run twice)."""
+        body: dict[str, Any] = {"input": prompt, "agent_session_id": session_id}
+        if previous:
+            body["previous_response_id"] = previous
+        response = await self._turn_client.json(
+            "POST",
+            f"/agents/{quote(agent, safe='')}/endpoint/protocols/openai/responses",
+            **await self._args(None, {"json": body, "headers": {"Foundry-Features": FOUNDRY_FEATURES}}),
+        )
+        if not isinstance(response, dict) or "id" not in response:
+            raise Unavailable("Azure AI Foundry answered the prompt without a response object; read the session with get_run before sending it again.")
+        return response
+
+    async def send_followup(self, run_id: str, message: str) -> Run:
+        agent, session_id = self._handle(run_id)
+        run = await self.get_run(run_id)
+        if run.platform_state in ENDED:
+            raise Conflict(f"Session {run.id} is {run.platform_state}; it takes no more prompts. Spawn a new session.")
+        async with self._turns.locked(run.id) as record:
+            turns = record.data.setdefault("turns", [])
+            previous = next((t["response_id"] for t in reversed(turns) if t.get("response_id")), None)
+            turns.append(turn_from_response(message, await self._respond(agent, session_id, message, previous)))
+            record.save()
+        return await self.get_run(run_id)
+
+    async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
+        run = await self.get_run(run_id)
+        turns = self._turns.read(run.id).get("turns") or []
+        return turn_events(run.id, self.name, turns, after_seq=after_seq, limit=limit, state=run.state)
 
     async def list_runs(
         self,
@@ -275,8 +319,8 @@ class AzureFoundryBackend(Backend):
         if agent is None and self._default_agent() is None:
             known = f" one of {', '.join(self._agents)}" if self._agents else " a hosted agent's name"
             raise InvalidArgument(f"Azure AI Foundry lists sessions per agent: pass agent={known}.")
-        agent_name, version = self._agent(agent or str(self._default_agent()), need_version=False)
-        version = version if agent and ":" in agent else None  # a bare name lists every version
+        agent_name, _ = self._agent(agent or str(self._default_agent()))
+        version = agent.partition(":")[2] if agent and ":" in agent else None  # a bare name lists every version
         since = None if created_after is None else (created_after if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc))
         runs: list[Run] = []
         after, more, pages = cursor, True, 0
@@ -326,89 +370,3 @@ class AzureFoundryBackend(Backend):
         agent, session_id = self._handle(run_id)
         await self._request("DELETE", self._session_path(agent, session_id), headers={"Accept": "*/*"})
         return run.model_copy(update={"state": "cancelled", "platform_state": "deleted", "ended_at": datetime.now(timezone.utc)})
-
-    # -- session files ------------------------------------------------------------------------
-
-    def _files(self, run_id: str) -> tuple[str, str]:
-        agent, session_id = self._handle(run_id)
-        return f"{self._session_path(agent, session_id)}/files", f"{agent}:{session_id}"
-
-    async def list_session_files(self, run_id: str, path: str = "") -> SessionFileList:
-        clean = home_path(path, allow_home=True)
-        files_path, run = self._files(run_id)
-
-        async def page(after: str | None) -> tuple[list[Any], str | None]:
-            params = {"limit": 100, "order": "asc", **({"path": clean} if clean else {}), **({"after": after} if after else {})}
-            body = await self._json("GET", files_path, params=params)
-            items = body.get("entries") or []
-            return items, body.get("last_id") if items and body.get("has_more") is not False else None
-
-        entries = [
-            SessionFile(
-                path=posixpath.join(clean, str(item["name"])) if clean else str(item["name"]),
-                backend=self.name,
-                is_dir=bool(item.get("is_directory")),
-                size=None if item.get("is_directory") else item.get("size"),
-                modified_at=parse_time(item.get("modified_time")),
-            )
-            for item in await collect_pages(page, max_items=_MAX_LIST_ENTRIES, max_pages=_MAX_LIST_ENTRIES // 100 + 1)
-        ]
-        return SessionFileList(run_id=run, backend=self.name, path=clean, files=entries)
-
-    async def upload_session_file(self, run_id: str, path: str, content: bytes) -> SessionFileList:
-        clean = home_path(path, allow_home=False)
-        if len(content) > self.max_upload_bytes:
-            raise InvalidArgument(f"The file is {len(content)} bytes; Azure AI Foundry takes at most {self.max_upload_bytes} bytes per session file. Split it or compress it.")
-        files_path, run = self._files(run_id)
-        written = await self._json(
-            "PUT",
-            f"{files_path}/content",
-            params={"path": clean},
-            content=content,
-            headers={"Content-Type": "application/octet-stream"},
-            idempotent=True,  # it replaces the file with the same bytes
-            errors={413: lambda text: InvalidArgument(f"{text}. The upload is larger than the service accepts (at most 50 MB per file); split it or compress it.")},
-        )
-        size = int((written or {}).get("bytes_written", len(content)))
-        entry = SessionFile(path=str((written or {}).get("path") or clean), backend=self.name, size=size)
-        return SessionFileList(run_id=run, backend=self.name, path=posixpath.dirname(clean), files=[entry])
-
-    async def download_session_file(self, run_id: str, path: str, max_bytes: int) -> FileContent:
-        clean = home_path(path, allow_home=False)
-        files_path, run = self._files(run_id)
-        response = await self._request("GET", f"{files_path}/content", params={"path": clean}, headers={"Accept": "application/octet-stream"})
-        data = response.content
-        kept, truncated = data[:max_bytes], len(data) > max_bytes
-        text = utf8(kept, truncated)
-        guessed = mimetypes.guess_type(clean)[0]
-        mime = guessed or ("text/plain" if text is not None else "application/octet-stream")
-        return FileContent(
-            run_id=run,
-            backend=self.name,
-            path=clean,
-            size=len(data),
-            truncated=truncated,
-            mime_type=mime,
-            text=text,
-            base64=None if text is not None else base64.b64encode(kept).decode("ascii"),
-        )
-
-    async def delete_session_file(self, run_id: str, path: str, recursive: bool = False) -> SessionFileList:
-        clean = home_path(path, allow_home=False)
-        files_path, _ = self._files(run_id)
-
-        def not_empty(text: str) -> AgentdeckError:
-            if "directory_not_empty" in text:
-                return Conflict(f"{text}. {clean!r} is a directory with files in it; call delete_session_file again with recursive=true to delete it and everything inside.")
-            return Conflict(f"{text}. Read the session with get_run before trying again.")
-
-        await self._request(
-            "DELETE",
-            files_path,
-            params={"path": clean, "recursive": "true" if recursive else "false"},
-            headers={"Accept": "*/*"},
-            idempotent=True,
-            errors={409: not_empty},
-        )
-        return await self.list_session_files(run_id, posixpath.dirname(clean))
-

@@ -14,9 +14,12 @@ import httpx2
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
 
-__all__ = ["ENDED", "STATES", "check_id", "describe", "home_path", "iso", "utf8"]
+__all__ = ["ENDED", "STATES", "check_id", "check_session_id", "describe", "home_path", "iso", "utf8"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The documented rule for agent_session_id (Microsoft's Foundry session-management reference and
+# azure-ai-agentserver-invocations' _VOICE_SESSION_ID): 8-128 letters, digits, '_' or '-'.
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 STATES: dict[str, str] = {  # session status -> normalized run state
     "creating": "queued",
     "active": "running",
@@ -39,6 +42,12 @@ def iso(value: Any) -> str | None:
 def check_id(value: str, what: str) -> str:
     if not _ID.match(value):
         raise InvalidArgument(f"{what} {value!r} is not valid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    return value
+
+
+def check_session_id(value: str, what: str) -> str:
+    if not _SESSION_ID.match(value):
+        raise InvalidArgument(f"{what} {value!r} is not valid: Foundry session ids are 8-128 letters, digits, '_' or '-' (no dots or spaces).")
     return value
 
 

@@ -168,8 +168,11 @@ class PlatformClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         errors: Mapping[int, ErrorFactory] | None = None,
+        redirect: bool = False,
     ) -> httpx2.Response:
         """Send one call, retrying when safe; returns a 2xx response or raises an AgentdeckError.
+
+        With `redirect`, a 3xx answer is returned too, for the caller to read its Location.
 
         `idempotent` marks a write as safe to repeat (it carries an idempotency key, or the
         platform documents it as idempotent); reads are always safe. `errors` maps a status to
@@ -204,7 +207,7 @@ class PlatformClient:
                 what = "" if safe else " It may or may not have taken effect: read the object before repeating the call."
                 raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).{what}") from None
             log.debug("%s %s %s -> %s in %.1f ms", self.platform, method, self._path(path), response.status_code, (time.perf_counter() - started) * 1000)
-            if response.is_success:
+            if response.is_success or (redirect and response.is_redirect):
                 return response
             await response.aread()
             retry_after = _retry_after(response)

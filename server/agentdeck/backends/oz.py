@@ -6,9 +6,20 @@
 spawn_agent's `agent` is the Oz agent (config) name, sent as `config.name`. When it names a
 skill from list_agents (or is a skill spec `owner/repo:path`), the skill is sent too. Metadata
 keys `environment_id`, `model_id`, `skill` and `mode` become the typed create fields; the rest
-is Oz run metadata (strings; other JSON values are sent as their JSON text). Oz has no
-idempotency key, so agentdeck keeps one in the reserved metadata key `agentdeck_idempotency_key`
-and looks it up before creating. Platform details come back in `metadata.oz`.
+is Oz run metadata (strings; other JSON values are sent as their JSON text). Platform details
+come back in `metadata.oz`.
+
+Oz has no idempotency key. agentdeck keeps one in the reserved metadata key
+`agentdeck_idempotency_key`, and records key -> run id in the data dir under a file lock, so a
+repeated key from this server (or another sharing the data dir) returns the first run without
+asking Oz. A key with no record is looked up with the metadata filter on list-runs; a team
+whose plan lacks that filter (`feature_not_available`) is served by the record alone. A crash
+between create and record leaves a pending mark; the retry then scans the runs created since
+that mark for the key in their metadata (a plain list, no filter) before creating again.
+
+get_run_events reads the run's normalized conversation (its transcript where the conversation
+is not available). A follow-up starting with /plan, /orchestrate or /normal is sent in that
+mode. Artifacts are files under `artifacts/` in the session-file tools (see oz_files).
 
 Errors are RFC 7807 problems; the code is the last segment of `type`. The adapter maps them by
 code (not only by status), names the code in the message and keeps the body's `retryable`.
@@ -16,10 +27,10 @@ code (not only by status), names the code in the message and keeps the body's `r
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,18 +39,28 @@ import httpx2
 
 from agentdeck.backends.base import Backend, Capability, Progress
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, redact
+from agentdeck.backends.oz_events import FOLLOWUP_MODE, conversation_events, page_events, transcript_event
+from agentdeck.backends.oz_files import RunFiles
 from agentdeck.backends.oz_models import DETAILS, KEY_FIELD, PROBLEM_CODES, STATE_FILTERS, parse_problem, problem_text, run_from_oz
+from agentdeck.backends.records import Records
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, RateLimited, Unauthorized, Unavailable, Unsupported
-from agentdeck.models import Agent, AgentList, FileContent, Run, RunPage, SessionFile, SessionFileList
+from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
 __all__ = ["OzBackend"]
 
 SPAWN_OPTIONS = ("environment_id", "model_id", "skill", "mode")
 MODES = ("normal", "plan", "orchestrate")
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml", "application/yaml")
+_SCAN_PAGES = 5  # of 100 runs, when a pending key is looked for without the metadata filter
+_TRANSCRIPT_BYTES = 1_000_000
 
-class _EmptyFile(AgentdeckError):
-    """Storage answered 416 to `Range: bytes=0-N`: the file has no bytes."""
+
+class _FilterOff(AgentdeckError):
+    """The team's plan has no metadata filter on list-runs (feature_not_available)."""
+
+
+class _NoConversation(AgentdeckError):
+    """The run's conversation has no normalized form (operation_not_supported)."""
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -56,26 +77,13 @@ def _describe(response: httpx2.Response) -> str:
     return problem_text(problem) if problem else response.text[:300]
 
 
-def _decode(content: bytes, mime: str, truncated: bool) -> str | None:
-    """UTF-8 text when the file is text (a character cut by truncation is dropped), else None."""
-    textual = mime.startswith(_TEXT_TYPES)
-    if not textual and (mime != "application/octet-stream" or b"\0" in content):
-        return None
-    for cut in range(4 if truncated else 1):
-        try:
-            return content[: len(content) - cut].decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
-class OzBackend(Backend):
+class OzBackend(RunFiles, Backend):
     """Cloud agent runs of Warp's Oz platform, through a Warp API key."""
 
     kind = "oz"
-    capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.FILES})
+    capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS, Capability.FILES})
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None) -> None:
+    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
         super().__init__(name)
         self.settings = settings
         self.identity = identity or ""
@@ -94,6 +102,8 @@ class OzBackend(Backend):
         )
         # Presigned download URLs point at storage; they must not receive the API key.
         self._storage = PlatformClient("oz storage", base_url=settings.base_url, secrets=[self._key], timeouts=timeouts, retry=retry, transport=transport)
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        self._keys = Records(data_dir / "oz" / safe_name / "idempotency" if data_dir else None)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -175,13 +185,28 @@ class OzBackend(Backend):
         if ttl_seconds is not None:
             raise InvalidArgument("Oz has no run time limit to set; omit ttl_seconds and cancel_run the run if it takes too long.")
         options, stored = self._split_metadata(metadata)
-        key = None
-        if idempotency_key is not None:
-            key = hashlib.sha256(f"{self.identity}\0{idempotency_key}".encode()).hexdigest()[:40]
-            existing = await self._find_by_key(key)
+        if idempotency_key is None:
+            return await self.get_run(await self._create(agent, prompt, name, options, stored, parent_run_id, None))
+        key = hashlib.sha256(f"{self.identity}\0{idempotency_key}".encode()).hexdigest()[:40]
+        async with self._keys.locked(key) as record:
+            if record.data.get("run_id"):
+                return await self.get_run(str(record.data["run_id"]))
+            existing = await self._find_by_key(key, parse_time(record.data.get("pending_since")))
             if existing is not None:
-                return existing
-            stored[KEY_FIELD] = key
+                run_id = existing.id
+            else:
+                record.data["pending_since"] = datetime.now(timezone.utc).isoformat()
+                record.save()
+                run_id = await self._create(agent, prompt, name, options, {**stored, KEY_FIELD: key}, parent_run_id, key)
+            record.data.clear()
+            record.data["run_id"] = run_id
+            record.save()
+        return existing or await self.get_run(run_id)
+
+    async def _create(
+        self, agent: str, prompt: str, name: str | None, options: dict[str, str], stored: dict[str, str], parent_run_id: str | None, key: str | None
+    ) -> str:
+        """POST /agent/runs; the new run's id."""
         skill = options.get("skill") or await self._resolve_skill(agent)
         config = {k: options[k] for k in ("environment_id", "model_id") if k in options}
         if ":" not in agent:
@@ -195,7 +220,7 @@ class OzBackend(Backend):
             "POST", "/agent/runs", json=body,
             refusals={"internal_error": Unavailable(f"Oz failed while creating the run; it may or may not exist: {retry}.", retryable=True)},
         )
-        return await self.get_run(created["run_id"])
+        return str(created["run_id"])
 
     @staticmethod
     def _split_metadata(metadata: dict[str, Any] | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -215,12 +240,29 @@ class OzBackend(Backend):
                 stored[key] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
         return options, stored
 
-    async def _find_by_key(self, key: str) -> Run | None:
+    async def _find_by_key(self, key: str, pending_since: datetime | None) -> Run | None:
+        """The run made with this key: by the metadata filter, else (after a crash) by scanning recent runs."""
         # The oldest match is the run made with the key: children inherit their parent's metadata.
         params = {f"metadata[{KEY_FIELD}]": key, "sort_by": "created_at", "sort_order": "asc", "limit": 1}
-        body = await self._call("GET", "/agent/runs", params=params)
+        try:
+            body = await self._call("GET", "/agent/runs", params=params, refusals={"feature_not_available": _FilterOff()})
+        except _FilterOff:
+            return None if pending_since is None else await self._scan_for_key(key, pending_since)
         runs = (body or {}).get("runs") or []
         return self._run(runs[0]) if runs else None
+
+    async def _scan_for_key(self, key: str, since: datetime) -> Run | None:
+        params: dict[str, Any] = {"created_after": _rfc3339(since - timedelta(minutes=5)), "sort_by": "created_at", "sort_order": "asc", "limit": 100}
+        for _ in range(_SCAN_PAGES):
+            body = await self._call("GET", "/agent/runs", params=params) or {}
+            for item in body.get("runs") or []:
+                if (item.get("metadata") or {}).get(KEY_FIELD) == key:
+                    return self._run(item)
+            page_info = body.get("page_info") or {}
+            if not (page_info.get("has_next_page") and page_info.get("next_cursor")):
+                return None
+            params["cursor"] = page_info["next_cursor"]
+        raise Unavailable("Too many runs were created since this idempotency key was last tried to tell whether it made one; check list_runs before calling again.")
 
     # runs -----------------------------------------------------------------------------------
     def _path(self, run_id: str, tail: str = "") -> str:
@@ -274,9 +316,40 @@ class OzBackend(Backend):
         return await self.get_run(run_id)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
-        # The generic tool has no mode; Oz's default ("normal") applies.
-        await self._call("POST", self._path(run_id, "/followups"), json={"message": message})
+        body: dict[str, Any] = {"message": message}
+        mode = FOLLOWUP_MODE.match(message)
+        if mode:
+            body = {"message": message[mode.end() :].strip(), "mode": mode.group(1)}
+            if not body["message"]:
+                raise InvalidArgument(f"Write the follow-up after /{mode.group(1)}, e.g. '/{mode.group(1)} add tests for the parser'.")
+        await self._call("POST", self._path(run_id, "/followups"), json=body)
         return await self.get_run(run_id)
+
+    async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
+        run = await self.get_run(run_id)
+        when = run.started_at or run.created_at
+        try:
+            body = await self._call("GET", self._path(run_id, "/conversation"), refusals={"operation_not_supported": _NoConversation()})
+            events = conversation_events(body or {}, when)
+        except _NoConversation:
+            events = transcript_event(await self._transcript(run_id), when)
+        except NotFound:
+            events = []  # the run exists but has no conversation yet
+        return page_events(run.id, self.name, events, after_seq=after_seq, limit=limit, state=run.state, done=run.done)
+
+    async def _transcript(self, run_id: str) -> str:
+        """The raw transcript: the API answers 302 to a download URL, fetched without the API key."""
+        if not self._key:
+            raise Unauthorized(f"Backend '{self.name}' has no Warp API key: set {self.settings.api_key_env} (or secrets_file) and restart.")
+        try:
+            redirect = await self._client.request("GET", self._path(run_id, "/transcript"), redirect=True)
+        except NotFound:
+            return ""
+        location = redirect.headers.get("location")
+        if not redirect.is_redirect or not location:
+            return redirect.text
+        data = (await self._storage.request("GET", location, headers={"Range": f"bytes=0-{_TRANSCRIPT_BYTES - 1}"})).content
+        return data[:_TRANSCRIPT_BYTES].decode("utf-8", errors="replace")
 
     async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
         """Poll with capped backoff; progress names the Oz state and its status message."""
@@ -295,57 +368,3 @@ class OzBackend(Backend):
 
     def _run(self, item: dict[str, Any]) -> Run:
         return run_from_oz(item, self.name)
-
-    # session files: the handoff snapshot attachments of the run's latest ended execution -------------
-    async def _attachments(self, run_id: str) -> list[dict[str, Any]]:
-        body = await self._call("GET", self._path(run_id, "/handoff/attachments"))
-        return [a for a in (body or {}).get("attachments") or [] if isinstance(a, dict)]
-
-    async def list_session_files(self, run_id: str, path: str = "") -> SessionFileList:
-        """The entries directly inside `path`; a '/' in an attachment's filename reads as directories."""
-        prefix = path.strip("/")
-        entries: dict[str, SessionFile] = {}
-        for name in (str(a.get("filename", "")) for a in await self._attachments(run_id)):
-            if name == prefix:
-                entries[name] = SessionFile(path=name, backend=self.name)
-            elif not prefix or name.startswith(prefix + "/"):
-                head, _, rest = name[len(prefix) + 1 if prefix else 0 :].partition("/")
-                entry = f"{prefix}/{head}" if prefix else head
-                entries[entry] = SessionFile(path=entry, backend=self.name, is_dir=bool(rest))
-        files = list(entries.values())
-        if prefix and not files:
-            raise NotFound(f"Run {run_id} has no handoff file under '{prefix}'; call list_session_files without a path to see them all.")
-        return SessionFileList(run_id=run_id, backend=self.name, path=prefix, files=files)
-
-    async def download_session_file(self, run_id: str, path: str, max_bytes: int) -> FileContent:
-        wanted = path.strip("/")
-        attachments = await self._attachments(run_id)
-        found = next((a for a in attachments if wanted in (a.get("filename"), a.get("attachment_id"))), None)
-        if found is None:
-            names = ", ".join(a["filename"] for a in attachments) or "none (the run has no ended execution with snapshot files)"
-            raise NotFound(f"Run {run_id} has no handoff file '{wanted}'. Files: {names}.")
-        # Ask for one byte more than wanted so truncation shows; storage that ignores Range sends it all.
-        try:
-            response = await self._storage.request("GET", found["download_url"], headers={"Range": f"bytes=0-{max_bytes}"}, errors={416: _EmptyFile})
-        except _EmptyFile:
-            return FileContent(run_id=run_id, backend=self.name, path=found["filename"], size=0, mime_type=found.get("mime_type") or "application/octet-stream", text="")
-        content = response.content
-        total = len(content)
-        content_range = response.headers.get("content-range", "")
-        if response.status_code == 206 and "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
-            total = int(content_range.rsplit("/", 1)[1])
-        truncated = total > max_bytes or len(content) > max_bytes
-        content = content[:max_bytes]
-        mime = found.get("mime_type") or response.headers.get("content-type", "application/octet-stream").split(";")[0]
-        text = _decode(content, mime, truncated)
-        return FileContent(
-            run_id=run_id,
-            backend=self.name,
-            path=found["filename"],
-            size=total,
-            truncated=truncated,
-            mime_type=mime,
-            text=text,
-            base64=None if text is not None else base64.b64encode(content).decode(),
-        )
-

@@ -70,7 +70,10 @@ def _artifact(item: dict[str, Any]) -> Artifact:
     kind = str(item.get("artifact_type", "unknown"))
     data = dict(item.get("data") or {})
     name = data.get(_ARTIFACT_NAMES.get(kind, "title")) or data.get("artifact_uid") or kind.lower()
-    return Artifact(kind=kind.lower(), name=str(name), url=data.get("url"), data=data | {"created_at": item.get("created_at")})
+    extra = {"created_at": item.get("created_at")}
+    if data.get("artifact_uid") and kind in ("PLAN", "FILE", "SCREENSHOT"):
+        extra["path"] = f"artifacts/{data['artifact_uid']}"  # download_session_file reads it (oz_files)
+    return Artifact(kind=kind.lower(), name=str(name), url=data.get("url"), data=data | extra)
 
 
 def run_from_oz(item: dict[str, Any], backend: str) -> Run:
