@@ -115,17 +115,17 @@ class Watcher:
                     self.wakeups.unregister(topic, event)
 
     async def _check(self, uri: str) -> None:
+        before, senders = self._seen.get(uri), None
         try:
-            state = await self._state(uri)
+            if uri.startswith(_CHANNEL):
+                state, senders = await self._channel(uri, before)
+            else:
+                state = await self._state(uri)
         except AgentdeckError as exc:
             log.debug("cannot look at %s now: %s", uri, exc.message)
             return
-        before = self._seen.get(uri)
         if uri not in self._counts or state == before:
             return
-        senders = None
-        if uri.startswith(_CHANNEL):
-            state, senders = await self._senders(uri, before)
         self._seen[uri] = state
         await self.publish(Change(uri, senders))
 
@@ -139,7 +139,8 @@ class Watcher:
         latest = await self.store.latest_messages(uri.removeprefix(_CHANNEL), 1)
         return latest[-1]["id"] if latest else 0
 
-    async def _senders(self, uri: str, before: Any) -> tuple[Any, frozenset[str] | None]:
+    async def _channel(self, uri: str, before: Any) -> tuple[Any, frozenset[str] | None]:
+        """The newest message id, and who sent the messages after `before` (None: too many to tell)."""
         rows = await self.store.latest_messages(uri.removeprefix(_CHANNEL), _SENDERS_WINDOW)
         new = [r for r in rows if r["id"] > (before or 0)]
         known = len(new) < len(rows) or len(rows) < _SENDERS_WINDOW
