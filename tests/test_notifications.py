@@ -121,3 +121,18 @@ def test_a_request_state_key_too_short_to_be_secret_is_refused_naming_the_variab
     with pytest.raises(ConfigError, match="AGENTDECK_REQUEST_STATE_KEYS") as caught:
         load_config(env=server_env(tmp_path, AGENTDECK_REQUEST_STATE_KEYS="short-key"))
     assert "short-key" not in str(caught.value)
+
+
+async def test_a_legacy_subscribe_to_a_stateless_server_is_refused_saying_what_works(tmp_path: Path) -> None:
+    import warnings
+
+    from mcp import MCPError
+
+    write_config(tmp_path)
+    with http_server(server_env(tmp_path), "--stateless") as url:
+        async with Client(url, mode="legacy") as client:
+            with warnings.catch_warnings(), pytest.raises(MCPError, match="subscriptions/listen") as caught:
+                warnings.simplefilter("ignore")
+                await client.subscribe_resource(CHANNEL)
+            assert "without --stateless" in str(caught.value)
+            assert (await call(client, "list_channels"))["channels"] == []  # the session goes on

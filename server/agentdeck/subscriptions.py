@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from mcp import MCPError
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.connection import Connection
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourcesListChanged, ResourceUpdated, ServerEvent
-from mcp.types import EmptyResult, SubscribeRequestParams, SubscriptionsListenRequestParams, UnsubscribeRequestParams
+from mcp.types import INVALID_REQUEST, EmptyResult, SubscribeRequestParams, SubscriptionsListenRequestParams, UnsubscribeRequestParams
 
 from agentdeck.backends import Deck
 from agentdeck.backends.local.watch import LIST, Change, Watcher
@@ -39,6 +40,10 @@ __all__ = ["NotificationBus", "client_identity", "install"]
 log = logging.getLogger("agentdeck.subscriptions")
 
 _LEGACY_SEND_SECONDS = 5.0
+_STATELESS = (
+    "resources/subscribe needs a session to send updates on, and this HTTP server is stateless: "
+    "subscribe with subscriptions/listen (protocol 2026-07-28), or through a server started without --stateless"
+)
 
 
 def client_identity(ctx: ServerRequestContext[Any, Any], deck: Deck) -> str:
@@ -152,6 +157,8 @@ def install(server: MCPServer[Any], bus: NotificationBus, watcher: Watcher, deck
                 watcher.remove(uri)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        if ctx.request is not None and _connection(ctx).session_id is None:
+            raise MCPError(INVALID_REQUEST, _STATELESS)
         uri = str(params.uri)
         if bus.legacy_subscribe(_connection(ctx), uri, client_identity(ctx, deck), lambda: watcher.remove(uri)):
             await watcher.add(uri)
