@@ -116,6 +116,9 @@ class NotificationBus(InMemorySubscriptionBus):
             for _, release in self._legacy.pop(connection, {}).values():
                 release()
 
+    def legacy_subscribed(self, connection: Connection, uri: str) -> bool:
+        return uri in self._legacy.get(connection, {})
+
     def legacy_subscribe(self, connection: Connection, uri: str, identity: str, release: Callable[[], None]) -> bool:
         """Note a legacy subscription; False (and `release` unused) when the connection already had it."""
         subscribed = self._legacy.setdefault(connection, {})
@@ -146,22 +149,25 @@ def install(server: MCPServer[Any], bus: NotificationBus, watcher: Watcher, deck
         wanted = list(params.notifications.resource_subscriptions or [])
         if params.notifications.resources_list_changed:
             wanted.append(LIST)
-        for uri in wanted:
-            await watcher.add(uri)  # before the ack: a change after the ack is reported
-        token = _listener.set(client_identity(ctx, deck))
+        token, watched = _listener.set(client_identity(ctx, deck)), []
         try:
+            for uri in wanted:
+                await watcher.add(uri)  # before the ack: a change after the ack is reported
+                watched.append(uri)
             return await listen_handler(ctx, params)
         finally:
             _listener.reset(token)
-            for uri in wanted:
+            for uri in watched:
                 watcher.remove(uri)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         if ctx.request is not None and _connection(ctx).session_id is None:
             raise MCPError(INVALID_REQUEST, _STATELESS)
-        uri = str(params.uri)
-        if bus.legacy_subscribe(_connection(ctx), uri, client_identity(ctx, deck), lambda: watcher.remove(uri)):
+        uri, connection = str(params.uri), _connection(ctx)
+        if not bus.legacy_subscribed(connection, uri):
             await watcher.add(uri)
+            if not bus.legacy_subscribe(connection, uri, client_identity(ctx, deck), lambda: watcher.remove(uri)):
+                watcher.remove(uri)  # a concurrent subscribe of the same URI won
         return EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
