@@ -19,7 +19,7 @@ from bench.report import table, write_json
 from bench.settings import Settings, describe_error
 from bench.stats import Row
 
-BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "scale", "memory")
+BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "notifications", "scale", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy is not None and busy > 0.5 * (os.cpu_count() or 1):
         print(f"warning: load average {busy:.1f} before starting; other work on this machine skews every figure", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
-    postgres = postgres_url() if {"claims", "wakeup"} & chosen else None
+    postgres = postgres_url() if {"claims", "wakeup", "notifications"} & chosen else None
     settings = Settings(quick=args.quick, root=root, verbose=not args.quiet, postgres=postgres)
     rows: list[Row] = []
     failures = settings.failures
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for name, error in failures.items():
         print(f"benchmark {name} did not finish: {error}")
-    if postgres is None and {"claims", "wakeup"} & chosen:
+    if postgres is None and {"claims", "wakeup", "notifications"} & chosen:
         print(SKIPPED)
     print(f"\n{sum(r.verdict == 'PASS' for r in rows)} pass, {sum(r.verdict == 'MISS' for r in rows)} miss, in {elapsed:.0f} s; written to {args.out}")
     write_json(args.out, rows, quick=args.quick, elapsed=elapsed, failures=failures, load_at_start=busy, postgres=describe(postgres) if postgres else None)

@@ -20,7 +20,7 @@ __all__ = ["ENV_VARS", "SKIPPED", "describe", "fresh_schema", "postgres_url"]
 
 ENV_VARS = ("AGENTDECK_BENCH_POSTGRES", "AGENTDECK_TEST_POSTGRES")
 SKIPPED = (
-    "PostgreSQL rows (4 claims, 5 wake-up) skipped: set AGENTDECK_BENCH_POSTGRES=postgresql://user@host:port/db"
+    "PostgreSQL rows (4 claims, 5 wake-up, 7 notification across replicas) skipped: set AGENTDECK_BENCH_POSTGRES=postgresql://user@host:port/db"
     " (or AGENTDECK_TEST_POSTGRES) to measure them beside SQLite"
 )
 

@@ -24,7 +24,7 @@ def test_version_and_help() -> None:
 def test_demo_walks_the_whole_mission_and_succeeds(tmp_path: Path) -> None:
     result = _run("demo", "--data-dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
-    for step in ("spawn_agent", "wait_for_run", "receive_channel_messages", "claim_task", "complete_task", "invoke_routine", "list_runs", "Demo complete"):
+    for step in ("spawn_agent", "wait_for_run", "notifications/resources/updated agentdeck://channels/general", "receive_channel_messages", "claim_task", "complete_task", "invoke_routine", "list_runs", "Demo complete"):
         assert step in result.stdout
     assert "succeeded" in result.stdout
 

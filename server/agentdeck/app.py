@@ -18,6 +18,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
@@ -27,6 +28,8 @@ from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavaila
 from agentdeck.resources import register_resources
 from agentdeck.schemas import compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
+from agentdeck.subscriptions import NotificationBus
+from agentdeck.subscriptions import install as install_subscriptions
 from agentdeck.tools import ToolSpec
 
 __all__ = ["AgentdeckServer", "build_server"]
@@ -160,27 +163,49 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
     deck = deck or Deck.from_config(config)
     selected = select_tools(deck, toolsets=config.toolsets, tools=config.tools, exclude_tools=config.exclude_tools, read_only=config.read_only)
 
+    bus = NotificationBus()
+    watcher = deck.pick(None).watcher(bus.publish_change)
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[_Lifespan]:
         # The backends open and close on this loop, the one that serves (issue: closing them from
         # a second loop after the server ended failed with "Event loop is closed").
         async with anyio.create_task_group() as tg:
             try:
-                async with deck.serving(tg):
-                    yield _Lifespan(deck)
+                # The watcher stops before the backends close: it reads the store.
+                async with deck.serving(tg), anyio.create_task_group() as watching:
+                    if watcher is not None:
+                        watching.start_soon(watcher.run)
+                    try:
+                        yield _Lifespan(deck)
+                    finally:
+                        watching.cancel_scope.cancel()
             finally:
                 tg.cancel_scope.cancel()
 
     tools = [_tool(spec, deck) for spec in selected]
-    auth: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if config.http.oauth is not None:
         from agentdeck.oauth import IntrospectionVerifier, auth_settings
 
         resource_url = f"http://{config.http.host}:{config.http.port}{config.http.path}"
-        auth = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
+        options = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
+    if config.http.request_state_keys:
+        # Replicas behind one URL share these keys, so state sealed by one is opened by another.
+        options["request_state_security"] = RequestStateSecurity(keys=[k.get_secret_value() for k in config.http.request_state_keys])
     server = AgentdeckServer(
-        deck, name="agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools, **auth
+        deck,
+        name="agentdeck",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=config.log_level.upper(),
+        tools=tools,
+        subscriptions=bus,
+        **options,
     )
     server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
+    if watcher is not None:
+        install_subscriptions(server, bus, watcher, deck)
     return server

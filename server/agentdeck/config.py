@@ -207,6 +207,12 @@ class HttpConfig(_Settings):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     oauth: OAuthConfig | None = Field(default=None, description="OAuth 2.1 resource-server mode instead of static tokens")
     tokens: list[SecretStr] = Field(default_factory=list, exclude=True)
+    request_state_keys_env: str = Field(
+        default="AGENTDECK_REQUEST_STATE_KEYS",
+        description="environment variable holding comma-separated keys (32+ random characters each; the first seals) that "
+        "seal multi-round-trip request state; set the same value on every replica behind one URL, else each process uses a key of its own",
+    )
+    request_state_keys: list[SecretStr] = Field(default_factory=list, exclude=True)
 
 
 class Config(_Settings):
@@ -360,6 +366,10 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> None:
                 backend.socket = str(home / "daemon.sock")
     tokens = env.get(config.http.auth_tokens_env, "")
     config.http.tokens = [SecretStr(t) for t in _split(tokens)]
+    keys = _split(env.get(config.http.request_state_keys_env, ""))
+    if any(len(k) < 32 for k in keys):
+        raise ConfigError(f"{config.http.request_state_keys_env}: each key must be at least 32 characters; make one with `openssl rand -hex 32`")
+    config.http.request_state_keys = [SecretStr(k) for k in keys]
     if config.http.oauth is not None:
         secret = env.get(config.http.oauth.client_secret_env)
         config.http.oauth.client_secret = SecretStr(secret) if secret else None

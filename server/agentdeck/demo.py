@@ -57,8 +57,13 @@ async def _demo(data_dir: Path) -> None:
             raise RuntimeError(f"the echo run ended {run['state']}")
         await _call(planner, "get_run_events", {"run_id": run["id"]}, "planner")
 
-        _say("\n== 2. Talk on a coordination channel")
-        await _call(planner, "send_channel_message", {"channel": "general", "body": "Can someone review the echo run?", "kind": "request"}, "planner")
+        _say("\n== 2. Talk on a coordination channel; the reviewer is notified when a message lands")
+        _say("\n$ reviewer: subscriptions/listen(agentdeck://channels/general)")
+        async with reviewer.listen(resource_subscriptions=["agentdeck://channels/general"]) as updates:
+            await _call(planner, "send_channel_message", {"channel": "general", "body": "Can someone review the echo run?", "kind": "request"}, "planner")
+            with anyio.fail_after(10):
+                event = await anext(updates)
+            _say(f"  notifications/resources/updated {event.uri} (from the planner's server process, through the store)")
         batch = await _call(reviewer, "receive_channel_messages", {"channel": "general", "wait_seconds": 10}, "reviewer")
         if not batch["messages"]:
             raise RuntimeError("the reviewer received nothing")

@@ -153,6 +153,8 @@ def _env_section() -> Iterator[str]:
         yield f"| `{var}` | {key} | {_cell(meaning)} |"
     tokens = HttpConfig.model_fields["auth_tokens_env"].default
     yield f"| `{tokens}` | | HTTP bearer tokens, comma-separated (the default of `http.auth_tokens_env`) |"
+    keys = HttpConfig.model_fields["request_state_keys_env"].default
+    yield f"| `{keys}` | | keys sealing multi-round-trip request state, shared by replicas (the default of `http.request_state_keys_env`) |"
     for model in backend_models():
         field = model.model_fields.get("api_key_env")
         if field is not None and isinstance(field.default, str):

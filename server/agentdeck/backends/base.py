@@ -71,6 +71,10 @@ class Backend:
     async def aclose(self) -> None:
         """Release connections and processes; called once when the server stops."""
 
+    def watcher(self, publish: Callable[[Any], Awaitable[None]]) -> Any | None:
+        """What reports changes of subscribed resources (see backends/local/watch.py); None: no live updates."""
+        return None
+
     def _unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"Backend '{self.name}' ({self.kind}) cannot {what}; see agentdeck://context for what it supports.")
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
+from agentdeck.backends.local.watch import Change, Watcher
 from agentdeck.config import LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
 from agentdeck.models import (
@@ -132,6 +134,9 @@ class LocalBackend(Channels, Tasks, Backend):
     async def aclose(self) -> None:
         self.wakeups.close()
         await self.store.close()
+
+    def watcher(self, publish: Callable[[Change], Awaitable[None]]) -> Watcher:
+        return Watcher(self.store, self.wakeups, publish)
 
     async def doctor(self) -> list[tuple[bool, str, str]]:
         """Reach the store and report its schema version."""

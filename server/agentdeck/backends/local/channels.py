@@ -79,7 +79,7 @@ class Channels:
             "sent_at": time.time(),
         }
         row = await self.store.append_message(message, f"send:{self.identity}", idempotency_key)
-        await self.wakeups.publish(f"channel:{name}")
+        await self.wakeups.publish(f"channel:{name}", "channels")
         return self._message(row)
 
     async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
