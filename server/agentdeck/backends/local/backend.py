@@ -33,6 +33,7 @@ from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
+from agentdeck.backends.local.worktree_runs import WorktreeRuns
 from agentdeck.config import LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
 from agentdeck.models import (
@@ -81,7 +82,7 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-class LocalBackend(Channels, Tasks, Backend):
+class LocalBackend(Channels, Tasks, WorktreeRuns, Backend):
     kind = "local"
     capabilities = frozenset(
         {
@@ -110,6 +111,8 @@ class LocalBackend(Channels, Tasks, Backend):
         self.wakeups: Wakeups = self._wakeups_for(self.store)
         self._host = socket.gethostname()
         self._sessions = 0
+        if any(a.isolation == "worktree" for a in config.agents.values()):
+            self.capabilities = self.capabilities | {Capability.FILES}  # a worktree run's change, read as session files
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -128,6 +131,8 @@ class LocalBackend(Channels, Tasks, Backend):
         self.wakeups.open()
         self._sessions += 1
         task_group.start_soon(self._close_store_when_done)
+        if Capability.FILES in self.capabilities and self._sessions == 1:
+            task_group.start_soon(self._sweep_worktrees)  # worktree isolation: reap what dead supervisors left
 
     async def _close_store_when_done(self) -> None:
         # A pooled store belongs to the event loop that opened it, so it is closed when the
@@ -199,9 +204,11 @@ class LocalBackend(Channels, Tasks, Backend):
                 raise Conflict(f"Spawn budget: runs may nest at most {self.config.max_depth} deep; finish this work without spawning.")
             if await self.store.count_children(parent_run_id) >= self.config.max_children:
                 raise Conflict(f"Spawn budget: run {parent_run_id} already has {self.config.max_children} children; wait for them instead.")
-        cwd = self._workspace(fields.pop("workspace", None))
+        workspace = fields.pop("workspace", None)
         ttl = fields.pop("ttl_seconds", None) or spec.ttl_seconds
         run_id = new_id("run")
+        tree = await self._plan_worktree(spec, workspace, fields, run_id)  # worktree isolation (worktree_runs.py)
+        cwd = Path(tree["path"]) if tree else self._workspace(workspace)
         row = {
             "id": run_id,
             "agent": agent,
@@ -220,7 +227,10 @@ class LocalBackend(Channels, Tasks, Backend):
         }
         stored, created = await self.store.create_run(row, scope, key)
         if created:
-            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl)
+            if tree:
+                await self.store.set_worktree(run_id, tree)
+                stored["worktree"] = json.dumps(tree)
+            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl, worktree=tree)
             await self.wakeups.publish("runs")
         return self._run(stored)
 
@@ -232,7 +242,9 @@ class LocalBackend(Channels, Tasks, Backend):
         target.mkdir(parents=True, exist_ok=True)
         return target
 
-    def _launch(self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int) -> None:
+    def _launch(
+        self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int, worktree: dict[str, Any] | None = None
+    ) -> None:
         values = {"{prompt}": run["prompt"], "{run_id}": run["id"], "{workspace}": str(cwd)}
         argv = [functools.reduce(lambda s, kv: s.replace(*kv), values.items(), part) for part in command]
         env = {k: os.environ[k] for k in inherit if k in os.environ}
@@ -258,6 +270,7 @@ class LocalBackend(Channels, Tasks, Backend):
             "ttl_seconds": ttl,
             "grace_seconds": self.config.cancel_grace_seconds,
             "max_output_bytes": self.config.max_output_bytes,
+            "worktree": worktree,
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
@@ -290,6 +303,7 @@ class LocalBackend(Channels, Tasks, Backend):
         else:
             return row
         if await self.store.finish_run(row["id"], "failed", time.time(), error_code=code, error_message=message):
+            await self._reap_worktree(row, "failed")  # worktree isolation: record the change, remove the folder
             await self.wakeups.publish(f"run:{row['id']}", "runs")
         return await self.store.get_run(row["id"]) or row
 
@@ -318,6 +332,7 @@ class LocalBackend(Channels, Tasks, Backend):
             error=error,
             latest_seq=row["last_seq"],
             metadata=loads(row["metadata"]) or {},
+            artifacts=self._worktree_artifacts(row),
         )
 
     async def get_run(self, run_id: str) -> Run:
@@ -370,7 +385,7 @@ class LocalBackend(Channels, Tasks, Backend):
             parent_run_id=row["parent_run_id"],
             thread_id=row["thread_id"],
             followup_of=run_id,
-            workspace=os.path.relpath(row["workspace"], self.workspace_root) if row["workspace"] else None,
+            **self._followup_place(row),
             scope=f"followup:{self.identity}",
             key=None,
         )
