@@ -106,7 +106,7 @@ class LocalBackend(Channels, Tasks, WorktreeRuns, Backend):
         self.caller_run_id = caller_run_id
         self.data_dir = data_dir
         self._config_path = config_path
-        self.workspace_root = (config.workspace_root or data_dir / "workspaces").resolve()
+        self.workspace_root = (config.workspace_root or data_dir / "workspaces").expanduser().resolve()
         self.store: Store = open_store(config.store, data_dir)
         self.wakeups: Wakeups = self._wakeups_for(self.store)
         self._host = socket.gethostname()

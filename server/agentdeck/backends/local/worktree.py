@@ -16,11 +16,16 @@ says so. Stdlib only: the run supervisor imports it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +75,40 @@ def _out(cwd: Path | str, *args: str) -> str:
     return _git(cwd, *args).stdout.decode(errors="replace").strip()
 
 
-def _retrying(cwd: Path | str, *args: str) -> None:
-    """A git write that another process's lock may block for a moment: wait and try again."""
+# What git says when another git process is half-way through changing the same repository:
+# a held lock, or a worktree whose admin files are still being written.
+_TRANSIENT = re.compile(r"\.lock\b|[Uu]nable to create|[Ff]ile exists|failed to read|commondir|gitdir")
+
+
+@contextlib.contextmanager
+def _repo_lock(repo: str) -> Iterator[None]:
+    """One agentdeck process at a time adds or removes worktrees of `repo` on this machine.
+
+    `git worktree add` reads every other worktree's admin files, and fails on one that another
+    `add` is still writing; taking turns avoids that. The lock file is in the temp dir, so the
+    repository gets nothing of ours but the worktree itself.
+    """
+    name = hashlib.sha256(os.path.realpath(repo).encode()).hexdigest()[:24]
+    path = Path(tempfile.gettempdir()) / f"agentdeck-{os.getuid()}-{name}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _retrying(cwd: Path | str, *args: str, before: Callable[[], list[str]] | None = None) -> None:
+    """A git write another git process may get in the way of for a moment: wait and try again.
+
+    `before` gives the arguments afresh for each attempt, when a failed attempt changed what to ask.
+    """
     for delay in (*_LOCK_RETRIES, None):
         try:
-            _git(cwd, *args)
+            _git(cwd, *(before() if before else args))
             return
         except WorktreeError as exc:
-            if delay is None or not re.search(r"\.lock|[Ll]ock|[Ff]ile exists|[Uu]nable to create", str(exc)):
+            if delay is None or not _TRANSIENT.search(str(exc)):
                 raise
         time.sleep(delay)
 
@@ -131,7 +162,16 @@ def plan(repo: Path, base_ref: str, run_id: str, folder: Path, host: str) -> dic
 def create(info: dict[str, Any]) -> None:
     """Add the run's worktree on its new branch at the base commit."""
     Path(info["path"]).parent.mkdir(parents=True, exist_ok=True)
-    _retrying(info["repo"], "worktree", "add", "--quiet", "-b", info["branch"], "--", info["path"], info["base_commit"])
+
+    def arguments() -> list[str]:
+        # An attempt that git cut short may have made the branch already: then check it out.
+        if _branch_tip(info):
+            shutil.rmtree(info["path"], ignore_errors=True)
+            return ["worktree", "add", "--quiet", "--", info["path"], info["branch"]]
+        return ["worktree", "add", "--quiet", "-b", info["branch"], "--", info["path"], info["base_commit"]]
+
+    with _repo_lock(info["repo"]):
+        _retrying(info["repo"], before=arguments)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -217,16 +257,17 @@ def finish(info: dict[str, Any], run_state: str, *, keep: bool = False) -> dict[
 
 def remove(info: dict[str, Any]) -> bool:
     """Remove the run's worktree folder (the branch stays); True when it is gone."""
-    try:
-        _retrying(info["repo"], "worktree", "remove", "--force", "--", info["path"])
-    except WorktreeError:
-        # Git refused (or the repo is gone): delete the folder; git drops its admin entry at
-        # its next prune, which the reaper's next removal also triggers.
-        shutil.rmtree(info["path"], ignore_errors=True)
+    with _repo_lock(info["repo"]):
         try:
-            _retrying(info["repo"], "worktree", "prune")
+            _retrying(info["repo"], "worktree", "remove", "--force", "--", info["path"])
         except WorktreeError:
-            pass
+            # Git refused (or the repo is gone): delete the folder, then let git drop the
+            # admin entries of worktrees whose folders are gone.
+            shutil.rmtree(info["path"], ignore_errors=True)
+            try:
+                _retrying(info["repo"], "worktree", "prune")
+            except WorktreeError:
+                pass
     return not Path(info["path"]).exists()
 
 
