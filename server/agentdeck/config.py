@@ -59,7 +59,7 @@ class AgentConfig(_Settings):
     )
     ttl_seconds: int = Field(default=3600, gt=0)
     isolation: Literal["none", "worktree"] = Field(
-        default="none", description="worktree: each run works in a fresh git worktree on its own branch agentdeck/<run id>"
+        default="none", description="worktree: each run works in a fresh git worktree on its own branch agentdeck/RUN_ID"
     )
     repo: Path | None = Field(default=None, description="git checkout a worktree agent works on, under workspace_root; a spawn's workspace may name another")
     base_ref: str = Field(default="HEAD", description="ref a worktree run starts from; a spawn may pass metadata.base_ref")
