@@ -23,11 +23,14 @@ from tests.helpers import call, config_for, fail, file_result, local_client, sto
 pytestmark = pytest.mark.usefixtures("store_url")
 
 # A scripted coding agent: appends its prompt to notes.txt and commits that, then writes a
-# draft it does not commit, and prints where it works.
-CODER = 'printf "%s\\n" "$1" >> notes.txt && git add notes.txt && git commit -qm "coder: $1" && mkdir -p src && printf "draft\\n" > src/draft.py && pwd'
+# draft it does not commit, and prints where it works: its cwd, then its {workspace} argument.
+CODER = 'printf "%s\\n" "$1" >> notes.txt && git add notes.txt && git commit -qm "coder: $1" && mkdir -p src && printf "draft\\n" > src/draft.py && pwd && echo "$2"'
 # Leaves a change, says it started, then sleeps: for cancel, TTL and a killed supervisor.
 SLOW = 'printf "wip\\n" > wip.txt && echo started && exec sleep 120'
 FAILING = 'printf "broken\\n" >> notes.txt && exit 4'
+# Moves HEAD to a branch of its own, or points its .git at the user's repository, then leaves work.
+SWITCHER = 'git switch -q -c side && printf "side\\n" > side.txt'
+REDIRECTER = 'common=$(git rev-parse --path-format=absolute --git-common-dir) && printf "left\\n" > left.txt && printf "gitdir: %s\\n" "$common" > .git'
 
 TOML = """
 [backends.local]
@@ -36,7 +39,7 @@ workspace_root = "{root}"
 cancel_grace_seconds = 1.0
 
 [backends.local.agents.coder]
-command = ["sh", "-c", '{coder}', "coder", "{{prompt}}"]
+command = ["sh", "-c", '{coder}', "coder", "{{prompt}}", "{{workspace}}"]
 isolation = "worktree"
 repo = "proj"
 
@@ -60,6 +63,16 @@ command = ["sh", "-c", '{coder}', "kept", "{{prompt}}"]
 isolation = "worktree"
 repo = "proj"
 keep_worktree = true
+
+[backends.local.agents.switcher]
+command = ["sh", "-c", '{switcher}', "switcher"]
+isolation = "worktree"
+repo = "proj"
+
+[backends.local.agents.redirecter]
+command = ["sh", "-c", '{redirecter}', "redirecter"]
+isolation = "worktree"
+repo = "proj"
 
 [backends.local.agents.plain]
 command = ["sh", "-c", "pwd"]
@@ -104,7 +117,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def worktree_config(tmp_path: Path) -> Any:
-    toml = TOML.format(root=tmp_path / "ws", coder=CODER, slow=SLOW, failing=FAILING)
+    toml = TOML.format(root=tmp_path / "ws", coder=CODER, slow=SLOW, failing=FAILING, switcher=SWITCHER, redirecter=REDIRECTER)
     return config_for(tmp_path, toml=toml)
 
 
@@ -122,16 +135,18 @@ async def test_a_run_works_in_its_own_worktree_and_its_result_records_the_change
     before = checkout_state(repo)
     async with local_client(worktree_config(tmp_path)) as client:
         run = await call(client, "spawn_agent", {"agent": "coder", "prompt": "add a line"})
+        waited = await client.call_tool("wait_for_run", {"run_id": run["id"], "timeout_seconds": 50})
         done = await finished(client, run["id"])
         events = await call(client, "get_run_events", {"run_id": run["id"]})
     assert done["state"] == "succeeded"
     result = result_of(done)
     branch = f"agentdeck/{run['id']}"
+    assert f"artifacts: git_worktree {branch}" in waited.content[0].text  # the text result names the branch too
     assert result["branch"] == branch and result["repo"] == str(repo) and result["host"] == socket.gethostname()
     assert result["base_ref"] == "HEAD" and result["base_commit"] == git(repo, "rev-parse", "main")
     # the agent ran in the worktree ({workspace} and its cwd), which is gone now; the branch stays
     workdir = [e["text"] for e in events["events"] if e["kind"] == "stdout"]
-    assert workdir == [result["path"]] and result["path"] != str(repo)
+    assert workdir == [result["path"], result["path"]] and result["path"] != str(repo)
     assert result["removed"] is True and not Path(result["path"]).exists()
     assert git(repo, "rev-parse", branch) == result["head_commit"]
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
@@ -194,6 +209,21 @@ async def test_session_files_list_the_changed_files_and_give_the_runs_diff(tmp_p
     assert unchanged["code"] == "not_found" and "run.diff" in unchanged["message"]
     assert no_dir["code"] == "not_found" and escape["code"] == "invalid_argument"
     assert not_isolated["code"] == "unsupported" and "isolation" in not_isolated["message"]
+
+
+async def test_agentdeck_commits_only_onto_the_runs_branch_wherever_the_agent_pointed_git(tmp_path: Path, repo: Path) -> None:
+    before = checkout_state(repo), git(repo, "rev-parse", "main")
+    async with local_client(worktree_config(tmp_path)) as client:
+        switched = await finished(client, (await call(client, "spawn_agent", {"agent": "switcher", "prompt": "x"}))["id"])
+        redirected = await finished(client, (await call(client, "spawn_agent", {"agent": "redirecter", "prompt": "x"}))["id"])
+    moved, rewired = result_of(switched), result_of(redirected)
+    assert switched["state"] == redirected["state"] == "succeeded"
+    assert moved["note"].startswith("the agent left HEAD at refs/heads/side")
+    assert git(repo, "rev-parse", "side") == moved["base_commit"]  # the agent's branch got nothing of ours
+    assert [f["path"] for f in moved["files"]] == ["side.txt"] and moved["uncommitted"]["committed"] == moved["head_commit"]
+    assert [f["path"] for f in rewired["files"]] == ["left.txt"] and rewired["removed"] is True
+    assert (checkout_state(repo), git(repo, "rev-parse", "main")) == before
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
 async def test_the_base_ref_defaults_to_head_and_a_spawn_may_choose_one_the_config_allows(tmp_path: Path, repo: Path) -> None:

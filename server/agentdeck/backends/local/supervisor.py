@@ -70,8 +70,10 @@ def supervise(spec: dict[str, Any]) -> None:
 
     # Worktree isolation: the run's own git worktree, made before the agent starts in it.
     tree = spec.get("worktree")
-    if tree and not _start_worktree(store, wake, run_id, tree):
-        return
+    if tree:
+        tree = _start_worktree(store, wake, spec)
+        if tree is None:
+            return
 
     try:
         child = subprocess.Popen(
@@ -160,18 +162,20 @@ def supervise(spec: dict[str, Any]) -> None:
     store.close()
 
 
-def _start_worktree(store: Any, wake: Any, run_id: str, tree: dict[str, Any]) -> bool:
-    """Create the run's worktree; when git cannot, the run fails with `worktree_failed` instead."""
+def _start_worktree(store: Any, wake: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Create the run's worktree; when git cannot, the run fails with `worktree_failed` instead (None)."""
+    run_id, tree = spec["run_id"], spec["worktree"]
     try:
-        worktree.create(tree)
+        tree = worktree.create(tree)
     except worktree.WorktreeError as exc:
         store.set_worktree(run_id, tree | {"state": "failed", "error": str(exc), "removed": worktree.remove(tree)})
-        store.append_events(run_id, [("system", f"could not create the run's worktree: {exc}")], 1_000_000)
+        store.append_events(run_id, [("system", f"could not create the run's worktree: {exc}")], spec["max_output_bytes"])
         store.finish_run(run_id, "failed", time.time(), error_code="worktree_failed", error_message=str(exc))
         wake(f"run:{run_id}", "runs")
-        return False
-    store.set_worktree(run_id, tree | {"state": "active"})
-    return True
+        return None
+    tree = tree | {"state": "active"}
+    store.set_worktree(run_id, tree)
+    return tree
 
 
 def main() -> None:

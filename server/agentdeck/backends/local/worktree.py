@@ -60,19 +60,20 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
+    command = next((a for a in args if not a.startswith("-")), "")
     try:
         done = subprocess.run(["git", *_SAFE, *args], cwd=cwd, env=_env(env), capture_output=True, timeout=_GIT_TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise WorktreeError("git is not installed or not on PATH; install git to use worktree isolation") from None
     except subprocess.TimeoutExpired:
-        raise WorktreeError(f"git {args[0]} took longer than {_GIT_TIMEOUT:.0f} s in {cwd}") from None
+        raise WorktreeError(f"git {command} took longer than {_GIT_TIMEOUT:.0f} s in {cwd}") from None
     if done.returncode not in ok:
-        raise WorktreeError(f"git {args[0]} failed in {cwd}: {done.stderr.decode(errors='replace').strip()[-500:]}")
+        raise WorktreeError(f"git {command} failed in {cwd}: {done.stderr.decode(errors='replace').strip()[-500:]}")
     return done
 
 
-def _out(cwd: Path | str, *args: str) -> str:
-    return _git(cwd, *args).stdout.decode(errors="replace").strip()
+def _out(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> str:
+    return _git(cwd, *args, env=env).stdout.decode(errors="replace").strip()
 
 
 # What git says when another git process is half-way through changing the same repository:
@@ -159,8 +160,8 @@ def plan(repo: Path, base_ref: str, run_id: str, folder: Path, host: str) -> dic
     }
 
 
-def create(info: dict[str, Any]) -> None:
-    """Add the run's worktree on its new branch at the base commit."""
+def create(info: dict[str, Any]) -> dict[str, Any]:
+    """Add the run's worktree on its new branch at the base commit; returns the plan with its git dir."""
     Path(info["path"]).parent.mkdir(parents=True, exist_ok=True)
 
     def arguments() -> list[str]:
@@ -172,10 +173,18 @@ def create(info: dict[str, Any]) -> None:
 
     with _repo_lock(info["repo"]):
         _retrying(info["repo"], before=arguments)
+    return info | {"git_dir": _out(info["path"], "rev-parse", "--absolute-git-dir")}
 
 
-def _leftovers(folder: Path) -> list[str]:
-    raw = _git(folder, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout.decode(errors="replace")
+def _in(info: dict[str, Any], folder: Path) -> tuple[str, ...]:
+    """Git options that address the run's worktree by the admin dir recorded when it was made,
+    so a `.git` the agent rewrote cannot point agentdeck's own git calls at another repository."""
+    git_dir = info.get("git_dir") or _out(folder, "rev-parse", "--absolute-git-dir")
+    return (f"--git-dir={git_dir}", f"--work-tree={folder}")
+
+
+def _leftovers(folder: Path, where: tuple[str, ...]) -> list[str]:
+    raw = _git(folder, *where, "status", "--porcelain=v1", "-z", "--untracked-files=all").stdout.decode(errors="replace")
     entries, names = raw.split("\0"), []
     i = 0
     while i < len(entries):
@@ -189,16 +198,25 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def _commit_leftovers(info: dict[str, Any], folder: Path, run_state: str) -> dict[str, Any]:
-    files = _leftovers(folder)
+    """Commit what the folder holds beyond its last commit onto the run's branch, and only there.
+
+    Plumbing rather than `git commit`: the new commit's parent is the branch's tip and only the
+    branch's ref moves, wherever the agent left HEAD.
+    """
+    where = _in(info, folder)
+    files = _leftovers(folder, where)
     if not files:
         return {"left": False, "files": []}
     message = f"agentdeck: commit what run {info['branch'].split('/', 1)[1]} left uncommitted (run {run_state})"
     try:
-        _git(folder, "add", "--all")
-        _git(folder, "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message, env=_AUTHOR)
+        _git(folder, *where, "add", "--all")
+        tree = _out(folder, *where, "write-tree")
+        parent = _branch_tip(info)
+        commit = _out(folder, *where, "commit-tree", tree, "-p", parent, "-m", message, env=_AUTHOR)
+        _git(folder, *where, "update-ref", "-m", message, f"refs/heads/{info['branch']}", commit, parent)
     except WorktreeError as exc:
         return {"left": True, "files": files[:_MAX_FILES], "committed": None, "error": str(exc)}
-    return {"left": True, "files": files[:_MAX_FILES], "committed": _out(folder, "rev-parse", "HEAD")}
+    return {"left": True, "files": files[:_MAX_FILES], "committed": commit}
 
 
 def _commits(repo: str, base: str, head: str) -> tuple[int, list[dict[str, str]]]:
@@ -231,7 +249,7 @@ def finish(info: dict[str, Any], run_state: str, *, keep: bool = False) -> dict[
     try:
         if folder.is_dir():
             result["uncommitted"] = _commit_leftovers(info, folder, run_state)
-            on = _git(folder, "symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).stdout.decode().strip()
+            on = _git(folder, *_in(info, folder), "symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).stdout.decode().strip()
             if on != f"refs/heads/{info['branch']}":
                 result["note"] = f"the agent left HEAD at {on or 'a detached commit'}; the result is the branch {info['branch']}"
         else:
@@ -244,7 +262,7 @@ def finish(info: dict[str, Any], run_state: str, *, keep: bool = False) -> dict[
         files = _files(info["repo"], info["base_commit"], head)
         result["files"] = files[:_MAX_FILES]
         result["diffstat"] = {"files": len(files), "insertions": sum(f["added"] for f in files), "deletions": sum(f["deleted"] for f in files)}
-    except WorktreeError as exc:
+    except (WorktreeError, OSError, ValueError) as exc:  # the run must end all the same
         result["error"] = str(exc)
     left_behind = result.get("uncommitted", {}).get("committed", "") is None
     result["removed"] = False
