@@ -3,7 +3,7 @@
     plan(repo, base_ref, run_id, folder, host)   checks and fixes everything, creates nothing
     create(plan)                                 `git worktree add -b agentdeck/<run_id>` (the supervisor)
     finish(plan, state)                          the outcome; commits what was left; removes the folder
-    diff(info, path) / changed(info)             what a reviewer reads through the session-files tools
+    changed(info) / read(info, path) / diff(info) what a reviewer reads through the session-files tools
 
 The user's checkout is only read (rev-parse); git writes the new branch and the worktree's
 admin files under `.git/worktrees/`, never the checkout's files, index or current branch.
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DIFF_NAME", "WorktreeError", "branch_for", "changed", "create", "diff", "finish", "plan", "repo_root"]
+__all__ = ["DIFF_NAME", "WorktreeError", "branch_for", "changed", "create", "describe", "diff", "finish", "plan", "read", "remove", "repo_root"]
 
 DIFF_NAME = "run.diff"
 """The session file that holds the run's whole unified diff."""
@@ -64,6 +64,8 @@ def _git(cwd: Path | str, *args: str, env: dict[str, str] | None = None, ok: tup
     try:
         done = subprocess.run(["git", *_SAFE, *args], cwd=cwd, env=_env(env), capture_output=True, timeout=_GIT_TIMEOUT, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
+        if not Path(cwd).is_dir():
+            raise WorktreeError(f"{cwd} does not exist (any more)") from None
         raise WorktreeError("git is not installed or not on PATH; install git to use worktree isolation") from None
     except subprocess.TimeoutExpired:
         raise WorktreeError(f"git {command} took longer than {_GIT_TIMEOUT:.0f} s in {cwd}") from None
@@ -78,7 +80,7 @@ def _out(cwd: Path | str, *args: str, env: dict[str, str] | None = None) -> str:
 
 # What git says when another git process is half-way through changing the same repository:
 # a held lock, or a worktree whose admin files are still being written.
-_TRANSIENT = re.compile(r"\.lock\b|[Uu]nable to create|[Ff]ile exists|failed to read|commondir|gitdir")
+_TRANSIENT = re.compile(r"\.lock\b|[Uu]nable to create|[Ff]ile exists|failed to read")
 
 
 @contextlib.contextmanager
@@ -264,9 +266,12 @@ def finish(info: dict[str, Any], run_state: str, *, keep: bool = False) -> dict[
         result["diffstat"] = {"files": len(files), "insertions": sum(f["added"] for f in files), "deletions": sum(f["deleted"] for f in files)}
     except (WorktreeError, OSError, ValueError) as exc:  # the run must end all the same
         result["error"] = str(exc)
-    left_behind = result.get("uncommitted", {}).get("committed", "") is None
+    # Remove the folder only when nothing in it is unsaved: a commit that failed, or an error
+    # before the leftovers were looked at, keeps it.
+    left = result.get("uncommitted")
+    unsaved = folder.is_dir() and (left is None or (left["left"] and not left.get("committed")))
     result["removed"] = False
-    if keep or left_behind:
+    if keep or unsaved:
         result["kept_reason"] = "keep_worktree is set" if keep else "work the agent left could not be committed"
     else:
         result["removed"] = remove(info)
@@ -303,10 +308,9 @@ def _head(info: dict[str, Any]) -> str:
     return head
 
 
-def diff(info: dict[str, Any], path: str | None = None) -> bytes:
-    """The unified diff of the run, base commit to its last commit (one file's with `path`)."""
-    args = ["diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--binary", info["base_commit"], _head(info)]
-    return _git(info["repo"], *args, *(["--", path] if path else [])).stdout
+def diff(info: dict[str, Any]) -> bytes:
+    """The unified diff of the run, from its base commit to its last commit."""
+    return _git(info["repo"], "diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--binary", info["base_commit"], _head(info)).stdout
 
 
 def changed(info: dict[str, Any]) -> dict[str, int | None]:
