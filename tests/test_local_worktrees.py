@@ -269,6 +269,16 @@ async def test_bad_repos_and_refs_are_refused_before_anything_is_created(tmp_pat
     assert git(outside, "branch", "--list") == "feature\n* main"
 
 
+async def test_a_worktree_git_cannot_make_fails_the_run_with_worktree_failed(tmp_path: Path, repo: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "worktrees").write_text("a file where the worktrees folder should be")
+    async with local_client(worktree_config(tmp_path)) as client:
+        run = await finished(client, (await call(client, "spawn_agent", {"agent": "coder", "prompt": "x"}))["id"])
+    assert run["state"] == "failed" and run["error"]["code"] == "worktree_failed"
+    assert "cannot make the folder for worktrees" in run["error"]["message"]
+    assert result_of(run)["state"] == "failed" and git(repo, "branch", "--list", "agentdeck/*") == ""
+
+
 async def test_keep_worktree_keeps_the_folder_and_the_branch(tmp_path: Path, repo: Path) -> None:
     async with local_client(worktree_config(tmp_path)) as client:
         run = await finished(client, (await call(client, "spawn_agent", {"agent": "kept", "prompt": "x"}))["id"])

@@ -164,7 +164,10 @@ def plan(repo: Path, base_ref: str, run_id: str, folder: Path, host: str) -> dic
 
 def create(info: dict[str, Any]) -> dict[str, Any]:
     """Add the run's worktree on its new branch at the base commit; returns the plan with its git dir."""
-    Path(info["path"]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(info["path"]).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorktreeError(f"cannot make the folder for worktrees, {Path(info['path']).parent}: {exc.strerror or exc}") from None
 
     def arguments() -> list[str]:
         # An attempt that git cut short may have made the branch already: then check it out.
