@@ -58,6 +58,13 @@ class AgentConfig(_Settings):
         description="variables of agentdeck's own environment the agent sees; secrets are not passed unless listed",
     )
     ttl_seconds: int = Field(default=3600, gt=0)
+    isolation: Literal["none", "worktree"] = Field(
+        default="none", description="worktree: each run works in a fresh git worktree on its own branch agentdeck/RUN_ID"
+    )
+    repo: Path | None = Field(default=None, description="git checkout a worktree agent works on, under workspace_root; a spawn's workspace may name another")
+    base_ref: str = Field(default="HEAD", description="ref a worktree run starts from; a spawn may pass metadata.base_ref")
+    allowed_base_refs: list[str] = Field(default_factory=lambda: ["*"], description="glob patterns of the base refs a spawn may choose")
+    keep_worktree: bool = Field(default=False, description="keep each run's worktree folder after it ends (the branch is always kept)")
 
 
 class RoutineConfig(_Settings):

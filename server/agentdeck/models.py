@@ -129,6 +129,8 @@ class Run(_Model):
             text += f", exit code {self.exit_code}"
         if self.error:
             text += f", {self.error.code}: {self.error.message}"
+        if self.artifacts:
+            text += "; artifacts: " + ", ".join(f"{a.kind} {a.name}".strip() for a in self.artifacts)
         return text
 
 

@@ -35,6 +35,7 @@ from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher
+from agentdeck.backends.local.worktree_runs import WorktreeRuns
 from agentdeck.config import LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
 from agentdeck.models import (
@@ -86,7 +87,7 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-class LocalBackend(Channels, Tasks, Backend):
+class LocalBackend(Channels, Tasks, WorktreeRuns, Backend):
     kind = "local"
     capabilities = frozenset(
         {
@@ -110,10 +111,12 @@ class LocalBackend(Channels, Tasks, Backend):
         self.caller_run_id = caller_run_id
         self.data_dir = data_dir
         self._config_path = config_path
-        self.workspace_root = (config.workspace_root or data_dir / "workspaces").resolve()
+        self.workspace_root = (config.workspace_root or data_dir / "workspaces").expanduser().resolve()
         self.store: Store = open_store(config.store, data_dir)
         self.wakeups: Wakeups = self._wakeups_for(self.store)
         self._host = socket.gethostname()
+        if any(a.isolation == "worktree" for a in config.agents.values()):
+            self.capabilities = self.capabilities | {Capability.FILES}  # a worktree run's change, read as session files
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -130,6 +133,8 @@ class LocalBackend(Channels, Tasks, Backend):
             # client can show, where a server that exits at start only shows "disconnected".
             log.warning("the store is not reachable yet: %s", exc.message)
         self.wakeups.open()
+        if Capability.FILES in self.capabilities:
+            task_group.start_soon(self._sweep_worktrees)  # worktree isolation: reap what dead supervisors left
 
     async def aclose(self) -> None:
         self.wakeups.close()
@@ -192,9 +197,11 @@ class LocalBackend(Channels, Tasks, Backend):
                 raise Conflict(f"Spawn budget: runs may nest at most {self.config.max_depth} deep; finish this work without spawning.")
             if await self.store.count_children(parent_run_id) >= self.config.max_children:
                 raise Conflict(f"Spawn budget: run {parent_run_id} already has {self.config.max_children} children; wait for them instead.")
-        cwd = self._workspace(fields.pop("workspace", None))
+        workspace = fields.pop("workspace", None)
         ttl = fields.pop("ttl_seconds", None) or spec.ttl_seconds
         run_id = new_id("run")
+        tree = await self._plan_worktree(spec, workspace, fields, run_id)  # worktree isolation (worktree_runs.py)
+        cwd = Path(tree["path"]) if tree else self._workspace(workspace)
         row = {
             "id": run_id,
             "agent": agent,
@@ -213,7 +220,10 @@ class LocalBackend(Channels, Tasks, Backend):
         }
         stored, created = await self.store.create_run(row, scope, key)
         if created:
-            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl)
+            if tree:
+                await self.store.set_worktree(run_id, tree)
+                stored["worktree"] = json.dumps(tree)
+            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl, worktree=tree)
             await self.wakeups.publish("runs")
         return self._run(stored)
 
@@ -225,7 +235,9 @@ class LocalBackend(Channels, Tasks, Backend):
         target.mkdir(parents=True, exist_ok=True)
         return target
 
-    def _launch(self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int) -> None:
+    def _launch(
+        self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int, worktree: dict[str, Any] | None = None
+    ) -> None:
         values = {"{prompt}": run["prompt"], "{run_id}": run["id"], "{workspace}": str(cwd)}
         argv = [functools.reduce(lambda s, kv: s.replace(*kv), values.items(), part) for part in command]
         env = {k: os.environ[k] for k in inherit if k in os.environ}
@@ -251,6 +263,7 @@ class LocalBackend(Channels, Tasks, Backend):
             "ttl_seconds": ttl,
             "grace_seconds": self.config.cancel_grace_seconds,
             "max_output_bytes": self.config.max_output_bytes,
+            "worktree": worktree,
         }
         # The supervisor outlives this server, so it must not hold the server's stderr: a client
         # host would see that pipe stay open after the server exits, and the supervisor's next
@@ -289,6 +302,7 @@ class LocalBackend(Channels, Tasks, Backend):
         else:
             return row
         if await self.store.finish_run(row["id"], "failed", time.time(), error_code=code, error_message=message):
+            await self._reap_worktree(row, "failed")  # worktree isolation: record the change, remove the folder
             await self.wakeups.publish(f"run:{row['id']}", "runs")
         return await self.store.get_run(row["id"]) or row
 
@@ -317,6 +331,7 @@ class LocalBackend(Channels, Tasks, Backend):
             error=error,
             latest_seq=row["last_seq"],
             metadata=loads(row["metadata"]) or {},
+            artifacts=self._worktree_artifacts(row),
         )
 
     async def get_run(self, run_id: str) -> Run:
@@ -369,7 +384,7 @@ class LocalBackend(Channels, Tasks, Backend):
             parent_run_id=row["parent_run_id"],
             thread_id=row["thread_id"],
             followup_of=run_id,
-            workspace=os.path.relpath(row["workspace"], self.workspace_root) if row["workspace"] else None,
+            **self._followup_place(row),
             scope=f"followup:{self.identity}",
             key=None,
         )

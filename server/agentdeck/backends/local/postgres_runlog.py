@@ -10,6 +10,7 @@ that output lines whose commit was cut off may be stored twice).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -90,6 +91,9 @@ class PostgresRunLog:
             return int(last)
 
         return self._do(append)
+
+    def set_worktree(self, run_id: str, worktree: Row) -> None:
+        self._do(lambda conn: conn.execute(Q["run_worktree"], (json.dumps(worktree), run_id)))
 
     def finish_run(
         self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None

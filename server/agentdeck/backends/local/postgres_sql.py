@@ -127,6 +127,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (2, ["CREATE INDEX runs_by_created ON runs (created_at)"]),
+    (3, ["ALTER TABLE runs ADD COLUMN worktree TEXT"]),  # JSON: a worktree run's plan, then its outcome (worktree.py)
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -168,6 +169,8 @@ Q = {
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = %s, ended_at = %s, exit_code = %s, error_code = %s, error_message = %s,"
     " child_pid = NULL WHERE id = %s AND state IN ('queued', 'running', 'waiting')",
+    # a worktree run's plan, then its outcome
+    "run_worktree": "UPDATE runs SET worktree = %s WHERE id = %s",
     # a cancel the supervisor will see even if its signal is lost (or it runs on another machine)
     "run_cancel": "UPDATE runs SET cancel_requested = 1 WHERE id = %s",
     # a page of a run's output

@@ -224,6 +224,10 @@ class PostgresStore:
             cur = await conn.execute(Q["run_finished"], (state, now, exit_code, error_code, error_message, run_id))
             return cur.rowcount == 1
 
+    async def set_worktree(self, run_id: str, worktree: Row) -> None:
+        async with self._conn() as conn:
+            await conn.execute(Q["run_worktree"], (_dumps(worktree), run_id))
+
     async def request_cancel(self, run_id: str) -> None:
         async with self._conn() as conn:
             await conn.execute(Q["run_cancel"], (run_id,))

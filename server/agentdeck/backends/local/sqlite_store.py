@@ -85,6 +85,9 @@ class SqliteStore:
     ) -> bool:
         return await self._run(lambda: self.db.finish_run(run_id, state, now, exit_code, error_code, error_message))
 
+    async def set_worktree(self, run_id: str, worktree: Row) -> None:
+        await self._run(lambda: self.db.set_worktree(run_id, worktree))
+
     async def request_cancel(self, run_id: str) -> None:
         await self._run(lambda: self.db.request_cancel(run_id))
 

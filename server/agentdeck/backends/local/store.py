@@ -136,6 +136,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     ),
     (2, "ALTER TABLE runs ADD COLUMN supervisor_host TEXT"),
     (3, "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at)"),
+    (4, "ALTER TABLE runs ADD COLUMN worktree TEXT"),  # JSON: a worktree run's plan, then its outcome (worktree.py)
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -166,6 +167,8 @@ _Q = {
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = ?, ended_at = ?, exit_code = ?, error_code = ?, error_message = ?,"
     " child_pid = NULL WHERE id = ? AND state IN ('queued', 'running', 'waiting')",
+    # a worktree run's plan, then its outcome
+    "run_worktree": "UPDATE runs SET worktree = ? WHERE id = ?",
     # a cancel the supervisor will see even if its signal is lost
     "run_cancel": "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
     # a page of a run's output
@@ -345,6 +348,9 @@ class SqliteDb:
         """Record the end of a run; False when it had already ended."""
         cur = self._db.execute(_Q["run_finished"], (state, now, exit_code, error_code, error_message, run_id))
         return cur.rowcount == 1
+
+    def set_worktree(self, run_id: str, worktree: dict[str, Any]) -> None:
+        self._db.execute(_Q["run_worktree"], (json.dumps(worktree), run_id))
 
     def request_cancel(self, run_id: str) -> None:
         self._db.execute(_Q["run_cancel"], (run_id,))

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from agentdeck.backends.local import worktree
 from agentdeck.backends.local.store_api import open_run_log
 
 _FLUSH_SECONDS = 0.05
@@ -66,6 +67,13 @@ def supervise(spec: dict[str, Any]) -> None:
     store.set_supervisor(run_id, os.getpid(), socket.gethostname())
     if (store.get_run(run_id) or {}).get("cancel_requested"):
         stop.reason = "cancelled"
+
+    # Worktree isolation: the run's own git worktree, made before the agent starts in it.
+    tree = spec.get("worktree")
+    if tree:
+        tree = _start_worktree(store, wake, spec)
+        if tree is None:
+            return
 
     try:
         child = subprocess.Popen(
@@ -144,10 +152,30 @@ def supervise(spec: dict[str, Any]) -> None:
         state, error_code = "failed", "exit_code"
         message = f"the agent exited with code {code}" + (f"; last stderr lines:\n{tail}" if tail else "")
         batch.append(("system", f"run failed with exit code {code}"))
+    if tree:  # worktree isolation: record the run's change before the run counts as ended
+        outcome = worktree.finish(tree, state, keep=tree.get("keep", False))
+        store.set_worktree(run_id, outcome)
+        batch.append(("system", worktree.describe(outcome)))
     store.append_events(run_id, batch, spec["max_output_bytes"])
     store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
     wake(f"run:{run_id}", "runs")
     store.close()
+
+
+def _start_worktree(store: Any, wake: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Create the run's worktree; when git cannot, the run fails with `worktree_failed` instead (None)."""
+    run_id, tree = spec["run_id"], spec["worktree"]
+    try:
+        tree = worktree.create(tree)
+    except worktree.WorktreeError as exc:
+        store.set_worktree(run_id, tree | {"state": "failed", "error": str(exc), "removed": worktree.remove(tree)})
+        store.append_events(run_id, [("system", f"could not create the run's worktree: {exc}")], spec["max_output_bytes"])
+        store.finish_run(run_id, "failed", time.time(), error_code="worktree_failed", error_message=str(exc))
+        wake(f"run:{run_id}", "runs")
+        return None
+    tree = tree | {"state": "active"}
+    store.set_worktree(run_id, tree)
+    return tree
 
 
 def main() -> None:
