@@ -17,42 +17,66 @@ from mcp import Client
 from agentdeck.app import build_server
 from agentdeck.config import Config
 
-__all__ = ["parse_arguments", "run_call"]
+__all__ = ["UsageError", "parse_arguments", "run_call"]
 
 
 class UsageError(ValueError):
     pass
 
 
-def parse_arguments(pairs: list[str], as_json: str | None) -> dict[str, Any]:
-    """KEY=VALUE pairs (a VALUE that parses as JSON is taken as JSON, else as text) over --json's object.
+def parse_arguments(pairs: list[str], as_json: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(--json's object, the KEY=VALUE pairs as text); the pairs are typed later, by the tool's schema.
 
     Raises:
         UsageError: a pair without '=', or --json that is not a JSON object.
     """
-    arguments: dict[str, Any] = {}
+    if "--json" in pairs:  # also accepted after the tool name
+        at = pairs.index("--json")
+        if at + 1 >= len(pairs):
+            raise UsageError("--json needs a JSON object")
+        as_json, pairs = pairs[at + 1], pairs[:at] + pairs[at + 2 :]
+    base: Any = {}
     if as_json is not None:
         try:
-            arguments = json.loads(as_json)
+            base = json.loads(as_json)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--json is not valid JSON: {exc.msg}") from None
-        if not isinstance(arguments, dict):
+        if not isinstance(base, dict):
             raise UsageError("--json must be a JSON object, like '{\"channel\": \"general\"}'")
+    texts: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"argument {pair!r} is not KEY=VALUE")
-        try:
-            arguments[key] = json.loads(value)
-        except json.JSONDecodeError:
-            arguments[key] = value
-    return arguments
+        texts[key] = value
+    return base, texts
 
 
-async def _call(config: Config, tool: str, arguments: dict[str, Any]) -> tuple[bool, Any]:
+def _types(schema: dict[str, Any]) -> set[str]:
+    found = {schema["type"]} if isinstance(schema.get("type"), str) else set(schema.get("type") or [])
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        found |= _types(option)
+    return found
+
+
+def typed(value: str, schema: dict[str, Any]) -> Any:
+    """VALUE as the schema wants it: text stays text for a text field (build=41 is "41"), else JSON when it parses."""
+    types = _types(schema) - {"null"}
+    if types == {"string"}:
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+async def _call(config: Config, tool: str, base: dict[str, Any], texts: dict[str, str]) -> tuple[bool, Any]:
     server = build_server(config)
     try:
         async with Client(server) as client:
+            schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+            properties = schemas.get(tool, {}).get("properties", {})
+            arguments = base | {key: typed(value, properties.get(key, {})) for key, value in texts.items()}
             result = await client.call_tool(tool, arguments)
     finally:
         await server.deck.aclose()
@@ -66,10 +90,10 @@ async def _call(config: Config, tool: str, arguments: dict[str, Any]) -> tuple[b
 def run_call(config: Config, tool: str, pairs: list[str], as_json: str | None) -> int:
     """Print the tool's result as JSON on stdout; 0 on success, 1 on a tool error, 2 on bad usage."""
     try:
-        arguments = parse_arguments(pairs, as_json)
+        base, texts = parse_arguments(pairs, as_json)
     except UsageError as exc:
         print(f"agentdeck call: {exc}", file=sys.stderr)
         return 2
-    failed, body = anyio.run(_call, config, tool, arguments)
+    failed, body = anyio.run(_call, config, tool, base, texts)
     print(json.dumps(body, indent=2, ensure_ascii=False))
     return 1 if failed else 0

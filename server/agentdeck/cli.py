@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     call = commands.add_parser("call", help="run one tool against the configured backends and print its result as JSON")
     call.add_argument("tool", help="tool name (see `agentdeck tools`)")
-    call.add_argument("arguments", nargs="*", metavar="KEY=VALUE", help="an argument; a value that parses as JSON is taken as JSON")
+    call.add_argument("arguments", nargs=argparse.REMAINDER, metavar="KEY=VALUE", help="an argument; JSON where the tool's schema wants more than text")
     call.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
 
     init = commands.add_parser("init", help="write a commented starter config declaring the coding agents found on PATH")
