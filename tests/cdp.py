@@ -85,13 +85,20 @@ class Page:
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, timeout: float = 20) -> Any:
-        """Poll `expression` until it is truthy; its value."""
-        with anyio.fail_after(timeout):
-            while True:
-                value = await self.evaluate(expression)
-                if value:
-                    return value
-                await anyio.sleep(0.1)
+        """Poll `expression` until it is truthy; its value. While a page loads it may throw: that counts as not yet."""
+        last: CdpError | None = None
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    try:
+                        value = await self.evaluate(expression)
+                    except CdpError as exc:
+                        value, last = None, exc
+                    if value:
+                        return value
+                    await anyio.sleep(0.1)
+        except TimeoutError:
+            raise CdpError(f"{expression!r} was not true within {timeout}s" + (f"; last error: {last}" if last else "")) from None
 
     async def goto(self, url: str) -> None:
         await self.send("Page.navigate", {"url": url})

@@ -57,6 +57,7 @@ async def test_the_dashboard_follows_agents_live_and_a_person_steps_in(tmp_path:
             await page.wait_for(f"!!document.querySelector('[data-run=\"{run['id']}\"]')")
             assert await page.evaluate("window.marker") == "no reload"
             await page.click(f"[data-run=\"{run['id']}\"] a")
+            await page.wait_for(f"location.pathname.endsWith('/{run['id']}') && document.readyState === 'complete'")
             await page.wait_for("document.getElementById('live-state').textContent === 'live'")
             await page.evaluate("window.marker = 'run page'")
             first = await page.wait_for("document.querySelectorAll('#output .line').length")
@@ -84,6 +85,7 @@ async def test_the_dashboard_follows_agents_live_and_a_person_steps_in(tmp_path:
             # a person's post reaches an agent's receive_channel_messages, marked as theirs
             await page.fill("#post-body", "alice here: please stop and summarise")
             await page.click("#post-send")
+            await page.wait_for("document.readyState === 'complete' && !!document.getElementById('post-body') && document.getElementById('post-body').value === ''")
             await page.wait_for("[...document.querySelectorAll('li.message.human pre.body')].some(b => b.textContent.includes('alice here'))")
             received = await call(agent, "receive_channel_messages", {"channel": "general", "wait_seconds": 10})
             mine = [m for m in received["messages"] if m["sender"] == "human:alice"]
