@@ -224,7 +224,7 @@ class Backend:
     # the dashboard: reads beyond the tools, and a person's override of a claim
 
     async def task_queues(self) -> dict[str, dict[str, int]]:
-        """How many tasks each queue holds in each state."""
+        """How many tasks each queue holds in each state (a backend may cap large counts, saying so in its docs)."""
         raise self._unsupported("list task queues")
 
     async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:

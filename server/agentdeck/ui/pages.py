@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentdeck.backends import Backend, Capability
+from agentdeck.backends.local.overview import COUNT_CAP
 from agentdeck.errors import AgentdeckError, InvalidArgument
 from agentdeck.models import ChannelMessage
 from agentdeck.ui.dashboard import Dashboard
@@ -78,7 +79,7 @@ async def _tasks(dash: Dashboard, backend: Backend, params: dict[str, str]) -> d
         raise InvalidArgument("before must be a task seq from this page")
     tasks = await backend.list_tasks(queue, limit=PAGE, before=int(before) if before else None)
     older = tasks[-1].seq if len(tasks) == PAGE else None
-    return {"queues": queues, "queue": queue, "tasks": tasks, "older": older}
+    return {"queues": queues, "queue": queue, "tasks": tasks, "older": older, "count_cap": COUNT_CAP}
 
 
 async def _routines(dash: Dashboard, backend: Backend, params: dict[str, str]) -> dict[str, Any]:

@@ -13,7 +13,10 @@ from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
 from agentdeck.models import ChannelMessage, Task
 
-__all__ = ["Overview"]
+__all__ = ["COUNT_CAP", "Overview"]
+
+COUNT_CAP = 10_000
+"""Counts of tasks per queue and state stop here; a count above it means "more than this"."""
 
 
 class Overview:
@@ -30,8 +33,9 @@ class Overview:
 
     async def task_queues(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}
-        for row in await self.store.overview("queue_counts"):
-            queues.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        for row in await self.store.overview("queue_counts", COUNT_CAP + 1):
+            if row["n"]:
+                queues.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
         return queues
 
     async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:
