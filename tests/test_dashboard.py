@@ -155,3 +155,49 @@ async def test_a_message_from_another_process_arrives_on_the_live_stream(tmp_pat
             update = next_update(response, lines)
             assert "second &lt;b&gt;bold&lt;/b&gt;" in update["html"] and "agent-b" in update["html"]
             assert time.monotonic() - started < 20
+
+
+def test_ctrl_c_stops_the_dashboard_quickly_and_quietly_with_a_live_page_open(tmp_path: Path) -> None:
+    import signal
+
+    config_for(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "ui"], env=server_env(tmp_path, AGENTDECK_LOG_LEVEL="info"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ", 1)[1].split()[0]
+        with httpx2.stream("GET", f"{url}live/", timeout=30) as response:
+            next_update(response, response.iter_lines())
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(20) in (0, 130)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert "Traceback" not in stderr and " ERROR " not in stderr and " WARNING " not in stderr, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+OZ_KEY = "wk-dashboard-secret-5d1a"
+
+
+async def test_a_remote_backend_appears_with_what_it_can_do(tmp_path: Path) -> None:
+    from tests.emulators.oz import create_app
+    from tests.emulators.serving import serve_in_thread
+    from tests.helpers import agents_toml
+
+    with serve_in_thread(create_app()) as base:
+        toml = agents_toml() + f'\n[backends.oz]\nkind = "oz"\nbase_url = "{base}/api/v1"\n'
+        config = config_for(tmp_path, toml=toml, WARP_API_KEY=OZ_KEY)
+        async with local_client(config) as client:
+            run = await call(client, "spawn_agent", {"agent": "fixer", "prompt": "Fix the <login> bug", "backend": "oz"})
+        with ui_server(server_env(tmp_path, WARP_API_KEY=OZ_KEY)) as url:
+            runs = httpx2.get(f"{url}?backend=oz", timeout=30).text
+            assert run["id"] in runs and "on oz (oz)" in runs
+            detail = httpx2.get(f"{url}runs/oz/{run['id']}", timeout=30).text
+            assert "does not keep run output" in detail and 'id="cancel-run"' in detail  # Oz can cancel
+            for page, missing in (("channels", "channels"), ("tasks", "tasks"), ("routines", "routines")):
+                html = httpx2.get(f"{url}{page}?backend=oz", timeout=30).text
+                assert f"Backend &#39;oz&#39; (oz) has no {missing}." in html
+            with httpx2.stream("GET", f"{url}live/?backend=oz", timeout=30) as response:
+                assert run["id"] in next_update(response, response.iter_lines())["html"]
+            for page in (runs, detail):
+                assert OZ_KEY not in page

@@ -39,5 +39,6 @@ def serve_dashboard(config: Config, *, host: str | None, port: int | None, human
     print(f"agentdeck dashboard at {url} (acting as {dashboard.actor}{', read-only' if dashboard.read_only else ''})", file=sys.stdout, flush=True)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # Live pages hold their event streams open; on Ctrl-C they are closed after a short grace.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
     server.run(sockets=[sock])
