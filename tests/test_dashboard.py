@@ -63,7 +63,7 @@ def test_actions_need_the_csrf_token_and_the_same_origin(tmp_path: Path) -> None
         assert audit.count("<td>human:alice</td><td>post</td>") == 1  # the refused ones did nothing
 
 
-async def test_a_person_posts_replies_cancels_releases_and_invokes_as_human_and_it_is_audited(tmp_path: Path) -> None:
+async def test_a_person_posts_replies_cancels_releases_and_invokes_as_human_and_it_is_audited(store_url: str | None, tmp_path: Path) -> None:
     config = config_for(tmp_path, identity="agent-a")
     async with local_client(config) as agent:
         question = await call(agent, "send_channel_message", {"channel": "general", "body": "which branch?"})
@@ -80,6 +80,14 @@ async def test_a_person_posts_replies_cancels_releases_and_invokes_as_human_and_
             got = await call(agent, "receive_channel_messages", {"channel": "general"})
             (reply,) = got["messages"]
             assert reply["sender"] == "human:alice" and reply["reply_to"] == question["id"] and reply["body"] == "main, please"
+            tasks = httpx2.get(f"{url}tasks?queue=ci", timeout=10).text
+            row = tasks[tasks.index(f'data-task="{lease["task"]["id"]}"') :].split("</tr>")[0]
+            assert "<td>agent-a</td>" in row and "data-until" in row and "<td>1/3</td>" in row and 'class="release"' in row
+            child = await call(agent, "spawn_agent", {"agent": "echo", "prompt": "child", "parent_run_id": sleeper["id"]})
+            parent_page = httpx2.get(f"{url}runs/local/{sleeper['id']}", timeout=10).text
+            assert f"/ui/runs/local/{child['id']}" in parent_page  # the children of a run
+            child_page = httpx2.get(f"{url}runs/local/{child['id']}", timeout=10).text
+            assert f"/ui/runs/local/{sleeper['id']}" in child_page  # and its parent
             assert act("release", task_id=lease["task"]["id"], reason="stuck").status_code == 303
             assert act("cancel", run_id=sleeper["id"]).status_code == 303
             assert (await call(agent, "get_run", {"run_id": sleeper["id"]}))["state"] == "cancelled"
@@ -142,7 +150,7 @@ def test_serve_http_serves_the_dashboard_under_ui_beside_mcp(tmp_path: Path) -> 
         assert httpx2.post(mcp_url, json={}, timeout=10).status_code == 401  # /mcp still wants its token
 
 
-async def test_a_message_from_another_process_arrives_on_the_live_stream(tmp_path: Path) -> None:
+async def test_a_message_from_another_process_arrives_on_the_live_stream(store_url: str | None, tmp_path: Path) -> None:
     config_for(tmp_path)
     env = server_env(tmp_path, AGENTDECK_IDENTITY="agent-b")
     subprocess.run([sys.executable, "-m", "agentdeck", "call", "send_channel_message", "channel=general", "body=first"], env=env, check=True, capture_output=True, timeout=60)
