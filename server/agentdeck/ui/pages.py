@@ -15,7 +15,7 @@ from starlette.routing import Route
 from agentdeck.backends import Backend, Capability
 from agentdeck.backends.local.overview import COUNT_CAP
 from agentdeck.errors import AgentdeckError, InvalidArgument
-from agentdeck.models import ChannelMessage
+from agentdeck.models import ChannelMessage, Run
 from agentdeck.ui.dashboard import Dashboard
 
 __all__ = ["PAGE_ROUTES", "VIEWS", "View", "build_context"]
@@ -41,7 +41,7 @@ async def _runs(dash: Dashboard, backend: Backend, params: dict[str, str]) -> di
 
 async def _run(dash: Dashboard, backend: Backend, params: dict[str, str]) -> dict[str, Any]:
     run = await backend.get_run(params["run_id"])
-    ancestors = []
+    ancestors: list[Run] = []
     parent_id = run.parent_run_id
     while parent_id and len(ancestors) < 10:
         try:
