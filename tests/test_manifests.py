@@ -467,6 +467,14 @@ def test_wheel_contains_every_module_of_the_package_and_no_tests(built: dict[str
     assert not any(name.startswith("tests/") for name in names)
 
 
+def test_wheel_carries_the_dashboard_templates_and_static_files(built: dict[str, Path]) -> None:
+    ui = ROOT / "server" / "agentdeck" / "ui"
+    expected = {f"agentdeck/ui/{p.relative_to(ui).as_posix()}" for folder in ("templates", "static") for p in (ui / folder).iterdir()}
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        names = set(wheel.namelist())
+    assert expected and expected <= names, sorted(expected - names)
+
+
 def test_sdist_carries_the_license_readme_and_sources(built: dict[str, Path]) -> None:
     if "sdist" not in built:
         pytest.skip("`build` is not installed: only the wheel was built")

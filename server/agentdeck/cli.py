@@ -1,4 +1,4 @@
-"""The `agentdeck` command: serve | demo | init | doctor | tools.
+"""The `agentdeck` command: serve | ui | call | demo | init | doctor | tools.
 
 In stdio mode stdout carries only MCP messages, so everything human goes to stderr.
 """
@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     tools = commands.add_parser("tools", help="list the tools this config registers, with their token cost")
     _tool_flags(tools)
     tools.add_argument("--json", action="store_true", help="print the tools/list JSON instead")
+
+    ui = commands.add_parser("ui", help="serve the live web dashboard of runs, channels, tasks and routines")
+    ui.add_argument("--host", help="host to bind (default 127.0.0.1; any other needs HTTP tokens or OAuth)")
+    ui.add_argument("--port", type=int, help="port (default: a free one, printed)")
+    ui.add_argument("--open", action="store_true", help="open the dashboard in the browser")
+    ui.add_argument("--as", dest="human", metavar="NAME", help="act as human:NAME (default: your login name)")
+    ui.add_argument("--read-only", action="store_true", default=None, help="show everything, take no actions")
+    ui.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    call = commands.add_parser("call", help="run one tool against the configured backends and print its result as JSON")
+    call.add_argument("tool", help="tool name (see `agentdeck tools`)")
+    call.add_argument("arguments", nargs=argparse.REMAINDER, metavar="KEY=VALUE", help="an argument; JSON where the tool's schema wants more than text")
+    call.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
 
     init = commands.add_parser("init", help="write a commented starter config declaring the coding agents found on PATH")
     init.add_argument("--path", type=Path, help="write here (default: the config file agentdeck reads)")
@@ -124,6 +137,14 @@ def main(argv: list[str] | None = None) -> None:
             from agentdeck.inventory import print_tools
 
             print_tools(config, as_json=args.json)
+        elif args.command == "ui":
+            from agentdeck.ui.serve import serve_dashboard
+
+            serve_dashboard(config, host=args.host, port=args.port, human=args.human, read_only=args.read_only, open_browser=args.open)
+        elif args.command == "call":
+            from agentdeck.call import run_call
+
+            sys.exit(run_call(config, args.tool, args.arguments, args.json_arguments))
         elif args.command == "doctor":
             from agentdeck.doctor import run_doctor
 
@@ -146,8 +167,11 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     if args.http:
         from agentdeck.transport import build_http_app, serve_http
 
-        app = build_http_app(server, config, stateless=args.stateless)
-        log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
+        from agentdeck.ui import Dashboard
+
+        dashboard = Dashboard(config, port=config.http.port)
+        app = build_http_app(server, config, stateless=args.stateless, dashboard=dashboard)
+        log.info("serving MCP at http://%s:%s%s and the dashboard at /ui/", config.http.host, config.http.port, config.http.path)
         serve_http(app, config, before_shutdown=server.deck.stop_waiting)
     else:
         log.info("serving MCP on stdio as %s", config.resolved_identity)

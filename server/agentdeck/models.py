@@ -203,7 +203,8 @@ class ChannelMessage(_Model):
         head = f"[message {self.id} from {self.sender} via {self.backend} at {_when(self.sent_at)}; {self.kind}"
         if self.reply_to:
             head += f", reply to {self.reply_to}"
-        return f"{head}; content from another agent]\n{_clip(self.body, 'the structured result (body)')}"
+        source = "a person" if self.sender.startswith("human:") else "another agent"  # human:<name> posts from the dashboard
+        return f"{head}; content from {source}]\n{_clip(self.body, 'the structured result (body)')}"
 
 
 class MessageBatch(_Model):

@@ -20,6 +20,7 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentdeck import __version__
@@ -30,6 +31,8 @@ __all__ = ["build_http_app", "is_loopback", "serve_http"]
 
 SHUTDOWN_GRACE_SECONDS = 3
 """How long open response streams (a waiting tool call) get after SIGTERM before the server stops."""
+
+dashboard_mount = "/ui"
 
 
 def is_loopback(host: str) -> bool:
@@ -44,13 +47,14 @@ def is_loopback(host: str) -> bool:
 class _BearerAuth:
     """Refuses MCP requests without one of the configured bearer tokens; /healthz stays open."""
 
-    def __init__(self, app: ASGIApp, tokens: list[str], open_paths: set[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: list[str], open_paths: set[str], open_prefix: str | None = None) -> None:
         self.app = app
         self.tokens = [t.encode() for t in tokens]
         self.open_paths = open_paths
+        self.open_prefix = open_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or self._delegated(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization", b"")
@@ -66,6 +70,10 @@ class _BearerAuth:
             return
         await self.app(scope, receive, send)
 
+    def _delegated(self, path: str) -> bool:
+        """Paths whose app checks the same tokens itself (the dashboard, which also takes a login cookie)."""
+        return self.open_prefix is not None and (path == self.open_prefix or path.startswith(self.open_prefix + "/"))
+
 
 def _security(config: Config, port: int) -> TransportSecuritySettings:
     hosts = ["127.0.0.1", "localhost", "[::1]"]
@@ -76,8 +84,8 @@ def _security(config: Config, port: int) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
 
 
-def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> ASGIApp:
-    """The ASGI app for `agentdeck serve --http`.
+def build_http_app(server: Any, config: Config, *, stateless: bool = False, dashboard: Any = None) -> ASGIApp:
+    """The ASGI app for `agentdeck serve --http`; with `dashboard` (agentdeck.ui.Dashboard) also /ui.
 
     Raises:
         ConfigError: a non-loopback host with no bearer tokens configured.
@@ -102,9 +110,27 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> A
         transport_security=_security(config, config.http.port),
         host=config.http.host,
     )
+    if dashboard is not None:
+        # The dashboard checks hosts, tokens (or its login cookie) and CSRF itself (ui/guard.py).
+        app.router.routes.append(Mount(dashboard_mount, app=dashboard.mounted_app()))
+        app.router.lifespan_context = _closing(app.router.lifespan_context, dashboard)
     if tokens:
-        return _BearerAuth(app, tokens, open_paths={"/healthz"})
+        return _BearerAuth(app, tokens, open_paths={"/healthz"}, open_prefix=dashboard_mount if dashboard is not None else None)
     return app
+
+
+def _closing(lifespan: Any, dashboard: Any) -> Any:
+    """The app's lifespan, then the dashboard's backends closed on the same event loop."""
+
+    @contextlib.asynccontextmanager
+    async def run(app: Any) -> Any:
+        try:
+            async with lifespan(app) as state:
+                yield state
+        finally:
+            await dashboard.aclose()
+
+    return run
 
 
 class _Server(uvicorn.Server):

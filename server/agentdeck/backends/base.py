@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +35,21 @@ from agentdeck.models import (
     Task,
 )
 
-__all__ = ["Backend", "Capability", "Progress", "poll_until_done"]
+__all__ = ["Backend", "Capability", "Progress", "TaskView", "poll_until_done"]
 
 Progress = Callable[[float, str], Awaitable[None]]
 """Called with a monotonically increasing count and a short message while a call waits."""
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task as the dashboard shows it: with its holder and lease when claimed; `seq` pages the listing."""
+
+    task: Task
+    seq: int
+    holder: str | None = None
+    lease_expires_at: datetime | None = None
+    claim_run_id: str | None = None
 
 
 class Capability(str, enum.Enum):
@@ -212,6 +224,32 @@ class Backend:
 
     async def delete_session(self, run_id: str) -> Run:
         raise self._unsupported("delete sessions")
+
+    # the dashboard: reads beyond the tools, and a person's override of a claim
+
+    async def task_queues(self) -> dict[str, dict[str, int]]:
+        """How many tasks each queue holds in each state (a backend may cap large counts, saying so in its docs)."""
+        raise self._unsupported("list task queues")
+
+    async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:
+        """A queue's tasks, newest first; `before` is the `seq` of the last one seen."""
+        raise self._unsupported("list tasks")
+
+    async def search_messages(self, channel: str, text: str, *, limit: int = 50, before: str | None = None) -> list[ChannelMessage]:
+        """A channel's messages containing `text` (all when empty), newest first, before message id `before`.
+
+        Without a search of its own a backend searches the latest few hundred messages.
+        """
+        batch = await self.channel_history(channel, limit=500)
+        found = [m for m in reversed(batch.messages) if text.lower() in m.body.lower()]
+        if before is not None:
+            ids = [m.id for m in found]
+            found = found[ids.index(before) + 1 :] if before in ids else []
+        return found[:limit]
+
+    async def override_claim(self, task_id: str, outcome: str, reason: str) -> Task:
+        """End a task's current claim on a person's word: outcome "released" (back to the queue) or "failed"."""
+        raise self._unsupported("release or fail a claim it does not hold")
 
     # context
     async def context(self) -> dict[str, Any]:

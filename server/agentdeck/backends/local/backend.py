@@ -31,6 +31,7 @@ from agentdeck.backends.base import Backend, Capability, Progress
 from agentdeck.backends.local.channels import Channels
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, json_size, loads, text_size, ts
 from agentdeck.backends.local.notify import wake_dir
+from agentdeck.backends.local.overview import Overview
 from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
@@ -87,7 +88,7 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-class LocalBackend(Channels, Tasks, WorktreeRuns, Backend):
+class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     kind = "local"
     capabilities = frozenset(
         {

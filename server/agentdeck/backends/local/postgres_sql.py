@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+from agentdeck.backends.local.overview_sql import POSTGRES_MIGRATION
+
 __all__ = ["LOCK_IDEMPOTENCY", "LOCK_MIGRATIONS", "MIGRATIONS", "Q", "SCHEMA_VERSION", "notify_channel"]
 
 # First keys of the two-int advisory locks; the second key hashes what is locked.
@@ -128,6 +130,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
     (2, ["CREATE INDEX runs_by_created ON runs (created_at)"]),
     (3, ["ALTER TABLE runs ADD COLUMN worktree TEXT"]),  # JSON: a worktree run's plan, then its outcome (worktree.py)
+    (4, POSTGRES_MIGRATION),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
+from agentdeck.backends.local.overview_sql import POSTGRES as OVERVIEW
 from agentdeck.backends.local.postgres_sql import MIGRATIONS, Q, notify_channel
 from agentdeck.backends.local.store_api import Row, UnknownClaim, describe_store, new_id
 from agentdeck.errors import Unavailable
@@ -331,3 +332,9 @@ class PostgresStore:
             state, refund = leases.next_state(task, outcome)
             args = {"state": state, "refund": refund, "result": _dumps(result), "error": error, "now": now, "task_id": task["id"], "outcome": outcome, "run_id": run_id}
             return await self._fetch(conn, "settle", args) or {}
+
+    # the dashboard's reads and its audit trail
+
+    async def overview(self, name: str, *args: Any, write: bool = False) -> list[Row]:
+        async with self._tx() as conn:
+            return await (await conn.execute(OVERVIEW[name], args)).fetchall()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from agentdeck.backends.local.overview_sql import SQLITE as OVERVIEW
 from agentdeck.backends.local.store import SqliteDb, open_reader
 from agentdeck.backends.local.store_api import Row
 
@@ -130,3 +131,8 @@ class SqliteStore:
 
     async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
         return await self._run(lambda: self.db.settle(run_id, token, outcome, now, result=result, error=error))
+
+    # the dashboard's reads and its audit trail
+
+    async def overview(self, name: str, *args: Any, write: bool = False) -> list[Row]:
+        return await self._run(lambda: self.db.query(OVERVIEW[name], args, write=write))

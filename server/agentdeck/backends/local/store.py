@@ -23,6 +23,7 @@ from typing import Any
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
+from agentdeck.backends.local.overview_sql import SQLITE_MIGRATION
 from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
 
 __all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id", "open_reader"]
@@ -137,6 +138,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     (2, "ALTER TABLE runs ADD COLUMN supervisor_host TEXT"),
     (3, "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at)"),
     (4, "ALTER TABLE runs ADD COLUMN worktree TEXT"),  # JSON: a worktree run's plan, then its outcome (worktree.py)
+    (5, SQLITE_MIGRATION),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -281,6 +283,13 @@ class SqliteDb:
 
     def _all(self, name: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in self._db.execute(_Q[name], args)]
+
+    def query(self, sql: str, args: tuple[Any, ...], *, write: bool = False) -> list[dict[str, Any]]:
+        """Rows of one statement from outside this module (overview_sql.py); `write` takes the write lock."""
+        if not write:
+            return [dict(r) for r in self._db.execute(sql, args)]
+        with self._tx():
+            return [dict(r) for r in self._db.execute(sql, args)]
 
     # idempotency ------------------------------------------------------------------------
 

@@ -146,6 +146,10 @@ class Store(Protocol):
             LeaseError: the claim no longer holds its task.
         """
 
+    # the dashboard (overview_sql.py names the queries)
+    async def overview(self, name: str, *args: Any, write: bool = False) -> list[Row]:
+        """Rows of the named dashboard query; `write` for the one that records an audit entry."""
+
     # wake-ups between processes
     async def notify(self, topics: tuple[str, ...]) -> None:
         """Tell other processes sharing this store that `topics` changed (PostgreSQL: NOTIFY)."""

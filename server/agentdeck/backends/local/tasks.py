@@ -83,6 +83,8 @@ class Tasks:
     async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
         name = self._queue(queue)
         row = await self.store.claim_next(name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
+        if row:
+            await self.wakeups.publish(f"queue:{name}")  # for watchers such as the dashboard
         return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
 
     async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""The local backend's dashboard side: task listings, message search, and a person's override of a claim."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agentdeck.backends.base import TaskView
+from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
+from agentdeck.backends.local.overview_sql import like_pattern
+from agentdeck.backends.local.store_api import LeaseError, Store
+from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.errors import Conflict, InvalidArgument, NotFound
+from agentdeck.models import ChannelMessage, Task
+
+__all__ = ["COUNT_CAP", "Overview"]
+
+COUNT_CAP = 10_000
+"""Counts of tasks per queue and state stop here; a count above it means "more than this"."""
+
+
+class Overview:
+    """Dashboard reads of LocalBackend (a part of it, split out by purpose)."""
+
+    store: Store
+    wakeups: Wakeups
+
+    # provided by the other parts of LocalBackend
+    _task: Any
+    _message: Any
+    _queue: Any
+    _channel_name: Any
+
+    async def task_queues(self) -> dict[str, dict[str, int]]:
+        queues: dict[str, dict[str, int]] = {}
+        for row in await self.store.overview("queue_counts", COUNT_CAP + 1):
+            if row["n"]:
+                queues.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        return queues
+
+    async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:
+        start = -1 if before is None else before
+        rows = await self.store.overview("tasks", self._queue(queue), start, start, limit)
+        return [
+            TaskView(
+                task=self._task(r),
+                seq=r["seq"],
+                holder=r["holder"],
+                lease_expires_at=ts(r["lease_expires_at"]),
+                claim_run_id=r["lease_run_id"],
+            )
+            for r in rows
+        ]
+
+    async def search_messages(self, channel: str, text: str, *, limit: int = 50, before: str | None = None) -> list[ChannelMessage]:
+        if before is not None and not before.isdigit():
+            raise InvalidArgument("before must be a message id")
+        start = -1 if before is None else int(before)
+        rows = await self.store.overview("find_messages", self._channel_name(channel), start, start, like_pattern(text), limit)
+        return [self._message(r) for r in rows]
+
+    async def override_claim(self, task_id: str, outcome: str, reason: str) -> Task:
+        if outcome not in ("released", "failed"):
+            raise InvalidArgument("outcome must be 'released' or 'failed'")
+        text_size(reason, "reason", MAX_BODY_BYTES)
+        row = await self.store.get_task(task_id)
+        if row is None:
+            raise NotFound(f"No task '{task_id}'.")
+        if row["state"] != "claimed":
+            raise Conflict(f"Task {task_id} is {row['state']}, not claimed; there is no claim to end.")
+        # The person acts with the holder's own claim, so the usual fencing applies: a holder
+        # that settles at the same moment wins or loses cleanly. A lease that already ran out
+        # is still ended now, as of its expiry, rather than waiting for the next claim.
+        now = min(time.time(), row["lease_expires_at"])
+        try:
+            settled = await self.store.settle(row["lease_run_id"], row["claim_token"], outcome, now, error=reason)
+        except LeaseError as exc:
+            raise Conflict(f"The claim moved on meanwhile ({exc.reason}); reload and look again.") from None
+        await self.wakeups.publish(f"queue:{settled['queue']}")
+        return self._task(settled)

@@ -1,0 +1,71 @@
+"""What the dashboard reads and writes beyond the agent operations, for both stores.
+
+Task listings, queue counts, message search and the audit trail of what people did through
+the dashboard. Each query names the index it walks, so pages stay fast on large stores:
+listings are keyset-paged (`before` an id or seq), never OFFSET.
+
+The audit trail is a table of its own (not a channel) because agents can write to every
+channel: a record of what a person did must not be forgeable by the agents it concerns.
+"""
+
+from __future__ import annotations
+
+__all__ = ["POSTGRES", "POSTGRES_MIGRATION", "SQLITE", "SQLITE_MIGRATION", "like_pattern"]
+
+SQLITE_MIGRATION = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_queue ON tasks (queue, seq)
+"""
+
+POSTGRES_MIGRATION = [
+    """CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT,
+        outcome TEXT NOT NULL
+    )""",
+    "CREATE INDEX tasks_by_queue ON tasks (queue, seq)",
+]
+
+# name -> SQL with positional parameters (SQLite `?`); POSTGRES below is the same with `%s`.
+SQLITE = {
+    # a queue's tasks, newest first (tasks_by_queue); before: a seq, or -1 for the first page
+    "tasks": "SELECT * FROM tasks WHERE queue = ? AND (? < 0 OR seq < ?) ORDER BY seq DESC LIMIT ?",
+    # how many tasks each queue holds in each state, each count capped (at the parameter) so a
+    # queue of a million finished tasks costs no more than one of ten thousand: the queues are
+    # found by a loose index scan (one probe of tasks_ready per queue) and each count reads at
+    # most cap + 1 index entries
+    "queue_counts": "WITH RECURSIVE queues(name) AS (SELECT MIN(queue) FROM tasks"
+    " UNION ALL SELECT (SELECT MIN(queue) FROM tasks WHERE queue > queues.name) FROM queues WHERE queues.name IS NOT NULL)"
+    " SELECT queues.name AS queue, states.state AS state, (SELECT COUNT(*) FROM (SELECT 1 FROM tasks"
+    " WHERE tasks.queue = queues.name AND tasks.state = states.state LIMIT ?) capped) AS n"
+    " FROM queues, (SELECT 'queued' AS state UNION ALL SELECT 'claimed' UNION ALL SELECT 'completed' UNION ALL SELECT 'failed') states"
+    " WHERE queues.name IS NOT NULL ORDER BY queues.name",
+    # a channel's messages whose body contains a text, newest first (messages_by_channel)
+    "find_messages": "SELECT * FROM messages WHERE channel = ? AND (? < 0 OR id < ?) AND body LIKE ? ESCAPE '\\'"
+    " ORDER BY id DESC LIMIT ?",
+    # one action a person took through the dashboard
+    "add_audit": "INSERT INTO audit (at, actor, action, backend, target, detail, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+    # the audit trail, newest first
+    "audit": "SELECT * FROM audit WHERE (? < 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+}
+
+POSTGRES = {name: sql.replace("?", "%s").replace("body LIKE", "body ILIKE") for name, sql in SQLITE.items()}
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
