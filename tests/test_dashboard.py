@@ -201,7 +201,8 @@ async def test_a_remote_backend_appears_with_what_it_can_do(tmp_path: Path) -> N
             runs = httpx2.get(f"{url}?backend=oz", timeout=30).text
             assert run["id"] in runs and "on oz (oz)" in runs
             detail = httpx2.get(f"{url}runs/oz/{run['id']}", timeout=30).text
-            assert "does not keep run output" in detail and 'id="cancel-run"' in detail  # Oz can cancel
+            # Oz keeps a run's conversation (its events), and can cancel
+            assert "does not keep run output" not in detail and 'id="output"' in detail and 'id="cancel-run"' in detail
             for page, missing in (("channels", "channels"), ("tasks", "tasks"), ("routines", "routines")):
                 html = httpx2.get(f"{url}{page}?backend=oz", timeout=30).text
                 assert f"Backend &#39;oz&#39; (oz) has no {missing}." in html
