@@ -211,3 +211,17 @@ def test_exit_recorder_reports_a_failing_server(tmp_path: Path) -> None:
     assert proc.returncode == 0  # the recorder itself ends normally...
     assert json.loads((tmp_path / "status").read_text()) != 0  # ...and records the server's failure
     assert os.path.getsize(tmp_path / "status") > 0
+
+
+def test_http_server_stops_cleanly_with_a_live_dashboard_page_open(tmp_path: Path) -> None:
+    import httpx2
+
+    with backend_env(tmp_path, "local") as (env, _), http_process(env) as (url, proc):
+        live = url.rsplit("/", 1)[0] + "/ui/live/"
+        with httpx2.stream("GET", live, timeout=30) as response:
+            assert response.status_code == 200
+            next(response.iter_lines())  # the page's first fragment: the stream is open
+            status, stderr, took = terminate(proc)
+    assert status == 0, stderr
+    assert_clean(stderr)
+    assert took < 10, f"the server took {took:.1f} s to stop"
