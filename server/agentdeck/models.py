@@ -8,7 +8,7 @@ Each model has a `summary()` that is the short human text of a tool result.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,9 @@ TaskState = Literal["queued", "claimed", "completed", "failed"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    outline: ClassVar[tuple[str, ...] | None] = None
+    """The fields a tool's published output schema promises; None: every required field."""
 
 
 TEXT_CLIP = 2000
@@ -95,6 +98,8 @@ class Artifact(_Model):
 
 
 class Run(_Model):
+    outline = ("id", "state")
+
     id: str
     backend: str
     agent: str
@@ -186,6 +191,8 @@ class ChannelList(_Model):
 
 
 class ChannelMessage(_Model):
+    outline = ("id",)
+
     id: str
     channel: str
     backend: str
@@ -218,6 +225,8 @@ class MessageBatch(_Model):
 
 
 class Task(_Model):
+    outline = ("id", "state")
+
     id: str
     backend: str
     queue: str

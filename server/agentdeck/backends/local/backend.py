@@ -360,7 +360,7 @@ class LocalBackend(Channels, Tasks, Backend):
                 pass
         elif await self.store.finish_run(run_id, "cancelled", time.time()):
             await self.wakeups.publish(f"run:{run_id}", "runs")
-        return await self._wait(run_id, self.config.cancel_grace_seconds + 5.0, None)
+        return await self._wait(run_id, min(self.config.cancel_grace_seconds + 5.0, self.max_wait_seconds), None)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
         row = await self._get(run_id)
