@@ -33,9 +33,10 @@ async def send_channel_message(
     idempotency_key: IdempotencyKey = None,
 ) -> ChannelMessage:
     """Post to a channel (created on first use); others read it with receive_channel_messages."""
-    return await backend.send_channel_message(
+    sent = await backend.send_channel_message(
         channel, body, kind=kind, correlation_id=correlation_id, reply_to=reply_to, idempotency_key=idempotency_key
     )
+    return sent.model_copy(update={"from_you": True})
 
 
 @tool("channels", "Receive channel messages", Capability.CHANNELS, waits="wait_seconds")

@@ -274,6 +274,11 @@ class LocalBackend(Channels, Tasks, Backend):
     async def _get(self, run_id: str) -> dict[str, Any]:
         row = await self.store.get_run(run_id)
         if row is None:
+            if run_id.startswith("trun_"):
+                raise NotFound(
+                    f"'{run_id}' is a task claim from claim_task, not a run: pass it as run_id, with its claim_token,"
+                    " to heartbeat_task, complete_task, fail_task or release_task."
+                )
             raise NotFound(f"No run '{run_id}' on backend '{self.name}'; list_runs shows the runs that exist.")
         return await self._reap(row)
 
