@@ -100,7 +100,8 @@ MODEL_VISIBLE_BUDGET_TOKENS = 2000
 TOOL_BUDGET_TOKENS = 220
 
 
-def test_the_default_tool_list_stays_within_the_context_budget(listed: list[dict[str, object]]) -> None:
+def test_the_default_tool_list_stays_within_the_context_budget(tmp_path: Path) -> None:
+    listed = tools_list(config_for(tmp_path, toml=""))  # no config file content: the defaults
     cost, visible = estimate_tokens(listed), estimate_tokens([model_visible(t) for t in listed])
     assert cost <= BUDGET_TOKENS, f"tools/list costs ~{cost} tokens; the budget is {BUDGET_TOKENS}"
     assert visible <= MODEL_VISIBLE_BUDGET_TOKENS, f"the model sees ~{visible} tokens; the budget is {MODEL_VISIBLE_BUDGET_TOKENS}"

@@ -88,10 +88,11 @@ class _Progress:
     """The progress notifications of one tool call: the handler's own, plus keep-alives in between."""
 
     def __init__(self, ctx: Context[Any, Any], name: str) -> None:
-        self.ctx, self.name, self.step = ctx, name, 0
+        self.ctx, self.name, self.step, self.last = ctx, name, 0, ""
         self.started = self.sent_at = time.monotonic()
 
     async def report(self, _step: float, message: str) -> None:
+        self.last = message
         await self._send(message)
 
     async def _send(self, message: str) -> None:
@@ -104,7 +105,8 @@ class _Progress:
             await anyio.sleep(max(0.05, self.sent_at + KEEPALIVE_SECONDS - time.monotonic()))
             if time.monotonic() - self.sent_at >= KEEPALIVE_SECONDS:
                 try:
-                    await self._send(f"{self.name} still waiting ({time.monotonic() - self.started:.0f} s)")
+                    waited = f"{self.name} still waiting ({time.monotonic() - self.started:.0f} s)"
+                    await self._send(f"{waited}; {self.last}" if self.last else waited)
                 except Exception:  # the client went away; the call itself will notice
                     return
 
