@@ -81,7 +81,8 @@ class AgentdeckServer(MCPServer[Any]):
 
 KEEPALIVE_SECONDS = 1.0
 """A call that has sent no progress for this long sends one, so a client whose request timeout
-restarts on progress (and anyone watching) sees the call is alive; the issue asks for 2 s at most."""
+restarts on progress (and anyone watching) sees the call is alive. Clients are promised a
+notification at least every 2 s; 1 s leaves room for a busy machine."""
 
 
 class _Progress:
