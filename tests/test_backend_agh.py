@@ -554,7 +554,7 @@ async def test_with_local_and_agh_every_tool_takes_a_backend_and_agh_answers_for
         tools = {t.name: t for t in (await mcp.client.list_tools()).tools}
         assert "create_task" in tools and "list_runs" in tools
         for tool in tools.values():
-            assert tool.input_schema["properties"]["backend"]["enum"] == ["agh", "local", None], tool.name
+            assert tool.input_schema["properties"]["backend"]["anyOf"] == [{"enum": ["agh", "local"], "type": "string"}, {"type": "null"}], tool.name
         unsupported = await mcp.error("create_task", title="x", backend="agh")
         assert unsupported["code"] == "unsupported"
         sent = await mcp.ok("send_channel_message", channel="general", body="via agh", backend="agh")

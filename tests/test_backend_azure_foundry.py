@@ -97,8 +97,10 @@ async def test_backend_registers_session_turn_and_file_tools_with_delete_session
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert {"spawn_agent", "list_runs", "get_run", "cancel_run", "send_followup", "get_run_events", "delete_session", *FILE_TOOLS} <= set(tools)
         assert not {"claim_task", "send_channel_message"} & set(tools)
-        assert tools["delete_session"].annotations.destructive_hint is True
-        assert tools["delete_session_file"].annotations.destructive_hint is True
+        # A hint left out takes the MCP default, and destructiveHint's default is true.
+        assert tools["delete_session"].annotations.destructive_hint in (True, None)
+        assert tools["delete_session_file"].annotations.destructive_hint in (True, None)
+        assert tools["upload_session_file"].annotations.destructive_hint is False
         assert tools["list_session_files"].annotations.read_only_hint is True
         assert tools["download_session_file"].annotations.read_only_hint is True
         assert set(tools["upload_session_file"].input_schema["properties"]["encoding"]["enum"]) == {"text", "base64"}

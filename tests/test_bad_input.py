@@ -13,6 +13,8 @@ CASES = [
     ("spawn_agent", {"agent": "echo"}, "invalid_argument", "prompt"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "workspace": "../../etc"}, "invalid_argument", "workspace"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "parent_run_id": "run_missing"}, "not_found", "list_runs"),
+    ("spawn_agent", {"agent": "echo", "prompt": "x", "metadata": "team=docs"}, "invalid_argument", "metadata"),
+    ("spawn_agent", {"agent": "echo", "prompt": "x", "metadata": "[1, 2]"}, "invalid_argument", "metadata"),
     ("get_run", {"run_id": "run_missing"}, "not_found", "list_runs"),
     ("get_run", {"run_id": ""}, "invalid_argument", "run_id"),
     ("cancel_run", {"run_id": "run_missing"}, "not_found", "list_runs"),
@@ -56,3 +58,32 @@ async def test_an_unknown_resource_is_a_protocol_error_not_a_crash(tmp_path: Pat
             await client.read_resource("agentdeck://runs/run_missing")
         assert "No run" in str(caught.value)
         await call(client, "list_agents")
+
+
+def _as_a_strict_model_fills_them(schema: dict[str, object], given: dict[str, object]) -> dict[str, object]:
+    """OpenAI strict mode makes a model send every argument: "" for an unused string, null for the rest."""
+    arguments = dict(given)
+    for name, field in schema["properties"].items():  # type: ignore[attr-defined]
+        if name not in arguments:
+            arguments[name] = field.get("default", "" if field.get("type") == "string" else None)
+    return arguments
+
+
+async def test_every_argument_filled_in_the_way_a_strict_model_does_means_none(tmp_path: Path) -> None:
+    async with local_client(config_for(tmp_path)) as client:
+        schemas = {tool.name: tool.input_schema for tool in (await client.list_tools()).tools}
+        run = await call(client, "spawn_agent", _as_a_strict_model_fills_them(schemas["spawn_agent"], {"agent": "echo", "prompt": "hi"}))
+        assert run["state"] in ("queued", "running", "succeeded") and run["name"] is None
+        page = await call(client, "list_runs", _as_a_strict_model_fills_them(schemas["list_runs"], {}))
+        assert [r["id"] for r in page["runs"]] == [run["id"]]
+        task = await call(client, "create_task", _as_a_strict_model_fills_them(schemas["create_task"], {"title": "t"}))
+        assert task["queue"] == "default" and task["payload"] is None
+        sent = await call(client, "send_channel_message", _as_a_strict_model_fills_them(schemas["send_channel_message"], {"channel": "general", "body": "hi"}))
+        assert sent["kind"] == "message" and sent["reply_to"] is None
+
+
+async def test_metadata_comes_as_json_text_or_as_an_object(tmp_path: Path) -> None:
+    async with local_client(config_for(tmp_path)) as client:
+        as_text = await call(client, "spawn_agent", {"agent": "echo", "prompt": "x", "metadata": '{"team": "docs"}'})
+        as_object = await call(client, "spawn_agent", {"agent": "echo", "prompt": "x", "metadata": {"team": "docs"}})
+    assert as_text["metadata"] == as_object["metadata"] == {"team": "docs"}

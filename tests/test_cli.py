@@ -47,7 +47,7 @@ def test_tools_lists_each_tool_with_its_token_cost(tmp_path: Path) -> None:
     write_config(tmp_path)
     result = _run("tools", env=server_env(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "[runs]" in result.stdout and "wait_for_run" in result.stdout and "tokens in tools/list" in result.stdout
+    assert "[runs]" in result.stdout and "wait_for_run" in result.stdout and "tokens in tools/list" in result.stdout and "what the model sees" in result.stdout
 
 
 def test_an_unknown_toolset_stops_the_server_at_start_with_the_choices(tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ nasty_value = st.recursive(
 
 def _from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     """Values valid for the simple schemas our tools publish (types, enums, bounds, nullability)."""
+    if "anyOf" in schema:
+        return st.one_of([_from_schema(option) for option in schema["anyOf"]])
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     kinds = schema.get("type", ["string", "integer", "object", "null"])

@@ -11,11 +11,12 @@ import pytest
 from agentdeck.backends import Deck
 from agentdeck.selection import select_tools
 from agentdeck.errors import ConfigError
-from agentdeck.inventory import estimate_tokens, tools_list
+from agentdeck.inventory import estimate_tokens, model_visible, tools_list
 from agentdeck.tools import ALL_TOOLS, TOOLSETS
 from tests.helpers import FILES_TOML, config_for, local_tool_names
 
 PACKAGE = Path(__file__).parent.parent / "server" / "agentdeck"
+HINT_DEFAULTS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def every_tool(tmp_path_factory: pytest.TempPathFactory, listed: list[dict[str, 
     return listed + [t for t in files if t["name"] not in names]
 
 
-def test_every_tool_has_a_toolset_title_explicit_hints_and_an_output_schema(every_tool: list[dict[str, object]]) -> None:
+def test_every_tool_has_a_toolset_title_true_hints_and_an_output_schema(every_tool: list[dict[str, object]]) -> None:
     specs = {spec.name: spec for spec in ALL_TOOLS}
     names = [tool["name"] for tool in every_tool]
     assert len(names) == len(set(names)) and set(names) == set(specs)
@@ -42,8 +43,12 @@ def test_every_tool_has_a_toolset_title_explicit_hints_and_an_output_schema(ever
         assert tool.get("title")
         annotations = tool["annotations"]
         assert isinstance(annotations, dict)
-        for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
-            assert isinstance(annotations.get(hint), bool), f"{name} does not state {hint}"
+        # What a client reads: a hint left out takes the MCP default, so only differences are sent.
+        read = {hint: annotations.get(hint, default) for hint, default in HINT_DEFAULTS.items()}
+        spec = specs[name]
+        assert read["readOnlyHint"] == spec.read_only and read["openWorldHint"] == spec.open_world, name
+        if not spec.read_only:  # the other two mean something only for a tool that writes
+            assert (read["destructiveHint"], read["idempotentHint"]) == (spec.destructive, spec.idempotent), name
         assert tool.get("outputSchema"), f"{name} has no output schema"
         schema = tool["inputSchema"]
         assert isinstance(schema, dict) and not {"anyOf", "oneOf", "allOf"} & set(schema), name
@@ -87,14 +92,21 @@ def test_toolsets_and_exclusions_narrow_the_list_and_unknown_names_fail_clearly(
         anyio.run(deck.aclose)
 
 
-# Every client pays for tools/list in its context window: the default local list must stay
-# within 4,000 tokens (about four characters of compact JSON a token).
-CONTEXT_BUDGET_TOKENS = 4000
+# Every client pays for tools/list in its context window, and a model pays for the part it is
+# shown (name, description, input schema) on every turn. About four characters of compact JSON
+# make a token.
+BUDGET_TOKENS = 3000
+MODEL_VISIBLE_BUDGET_TOKENS = 2000
+TOOL_BUDGET_TOKENS = 220
 
 
-def test_the_full_default_tool_list_stays_within_the_context_budget(listed: list[dict[str, object]]) -> None:
-    cost = estimate_tokens(listed)
-    assert cost <= CONTEXT_BUDGET_TOKENS, f"tools/list costs ~{cost} tokens; the budget is {CONTEXT_BUDGET_TOKENS}"
+def test_the_default_tool_list_stays_within_the_context_budget(tmp_path: Path) -> None:
+    listed = tools_list(config_for(tmp_path, toml=""))  # no config file content: the defaults
+    cost, visible = estimate_tokens(listed), estimate_tokens([model_visible(t) for t in listed])
+    assert cost <= BUDGET_TOKENS, f"tools/list costs ~{cost} tokens; the budget is {BUDGET_TOKENS}"
+    assert visible <= MODEL_VISIBLE_BUDGET_TOKENS, f"the model sees ~{visible} tokens; the budget is {MODEL_VISIBLE_BUDGET_TOKENS}"
+    over = {t["name"]: estimate_tokens(t) for t in listed if estimate_tokens(t) > TOOL_BUDGET_TOKENS}
+    assert not over, f"tools over {TOOL_BUDGET_TOKENS} tokens: {over}"
 
 
 def _imports(path: Path) -> set[str]:

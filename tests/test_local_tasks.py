@@ -92,16 +92,29 @@ async def test_claim_complete_round_trip_with_lease_expiry_time_and_result(tmp_p
         assert done["state"] == "completed" and done["result"] == {"lgtm": True}
 
 
-async def test_complete_with_a_wrong_or_missing_token_is_refused(tmp_path: Path) -> None:
+async def test_complete_with_a_wrong_or_missing_token_is_refused_and_the_claim_still_holds(tmp_path: Path) -> None:
     async with local_client(config_for(tmp_path)) as client:
         await call(client, "create_task", {"title": "t"})
         lease = (await call(client, "claim_task", {}))["lease"]
         wrong = await fail(client, "complete_task", {"run_id": lease["run_id"], "claim_token": "not-the-token"})
-        assert wrong["code"] == "lease_lost"
+        assert wrong["code"] == "invalid_argument"  # the claim is not lost: the token is wrong
+        assert lease["run_id"] in wrong["message"] and lease["task"]["id"] in wrong["message"] and "claim_task" in wrong["message"]
         missing = await fail(client, "complete_task", {"run_id": lease["run_id"]})
-        assert missing["code"] == "invalid_argument"
+        assert missing["code"] == "invalid_argument" and lease["run_id"] in missing["message"]
         unknown = await fail(client, "complete_task", {"run_id": "trun_nope", "claim_token": "x"})
         assert unknown["code"] == "not_found"
+        done = await call(client, "complete_task", {"run_id": lease["run_id"], "claim_token": lease["claim_token"]})
+        assert done["state"] == "completed"
+
+
+async def test_lease_lost_means_the_claim_is_gone(tmp_path: Path) -> None:
+    async with local_client(config_for(tmp_path)) as client:
+        await call(client, "create_task", {"title": "t"})
+        lease = (await call(client, "claim_task", {}))["lease"]
+        await call(client, "release_task", {"run_id": lease["run_id"], "claim_token": lease["claim_token"]})
+        for token in (lease["claim_token"], "not-the-token"):
+            gone = await fail(client, "complete_task", {"run_id": lease["run_id"], "claim_token": token})
+            assert gone["code"] == "lease_lost" and "claim_task for new work" in gone["message"]
 
 
 async def test_failed_attempts_retry_until_max_attempts_then_the_task_fails(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from agentdeck import __version__
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavailable, Unsupported
 from agentdeck.resources import register_resources
-from agentdeck.schemas import compact_schema, output_outline
+from agentdeck.schemas import blank_means_none, compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
 from agentdeck.subscriptions import NotificationBus
 from agentdeck.subscriptions import install as install_subscriptions
@@ -60,11 +60,16 @@ class AgentdeckServer(MCPServer[Any]):
     `deck` is the set of backends it serves; whoever built the server closes it (`deck.aclose()`).
     """
 
-    def __init__(self, deck: Deck, **settings: Any) -> None:
+    def __init__(self, deck: Deck, blanks: dict[str, frozenset[str]] | None = None, **settings: Any) -> None:
         super().__init__(**settings)
         self.deck = deck
+        self.blanks = blanks or {}
+        """Per tool, its optional string arguments: an empty string there means "not given"."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
+        blanks = self.blanks.get(name)
+        if blanks and isinstance(arguments, dict):
+            arguments = {key: value for key, value in arguments.items() if not (value == "" and key in blanks)}
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError:
@@ -77,14 +82,55 @@ class AgentdeckServer(MCPServer[Any]):
             raise
 
 
-def _progress_for(ctx: Context[Any, Any]) -> Callable[[float, str], Awaitable[None]]:
-    async def report(step: float, message: str) -> None:
-        await ctx.report_progress(step, None, message)
+KEEPALIVE_SECONDS = 1.0
+"""A call that has sent no progress for this long sends one, so a client whose request timeout
+restarts on progress (and anyone watching) sees the call is alive. Clients are promised a
+notification at least every 2 s; 1 s leaves room for a busy machine."""
 
-    return report
+
+class _Progress:
+    """The progress notifications of one tool call: the handler's own, plus keep-alives in between."""
+
+    def __init__(self, ctx: Context[Any, Any], name: str) -> None:
+        self.ctx, self.name, self.step, self.last = ctx, name, 0, ""
+        self.started = self.sent_at = time.monotonic()
+
+    async def report(self, _step: float, message: str) -> None:
+        self.last = message
+        await self._send(message)
+
+    async def _send(self, message: str) -> None:
+        self.step += 1
+        self.sent_at = time.monotonic()
+        await self.ctx.report_progress(self.step, None, message)
+
+    async def keep_alive(self) -> None:
+        while True:
+            await anyio.sleep(max(0.05, self.sent_at + KEEPALIVE_SECONDS - time.monotonic()))
+            if time.monotonic() - self.sent_at >= KEEPALIVE_SECONDS:
+                try:
+                    waited = f"{self.name} still waiting ({time.monotonic() - self.started:.0f} s)"
+                    await self._send(f"{waited}; {self.last}" if self.last else waited)
+                except Exception:  # the client went away; the call itself will notice
+                    return
+
+    async def around(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `work` with keep-alives beside it; its result or exception comes out unchanged."""
+        outcome: dict[str, Any] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.keep_alive)
+            try:
+                outcome["value"] = await work()
+            except Exception as exc:  # re-raised below, outside the task group, so it is not wrapped
+                outcome["error"] = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
 
-def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]]:
+def _bind(spec: ToolSpec, deck: Deck, max_wait: float) -> Callable[..., Awaitable[CallToolResult]]:
     """Make the function MCPServer registers: the handler's arguments, plus `backend` when several exist."""
     signature = inspect.signature(spec.handler, eval_str=True)
     params = [p for name, p in signature.parameters.items() if name not in ("backend", "progress")]
@@ -103,14 +149,19 @@ def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]
             backend = deck.pick(kwargs.pop("backend", None))
             if spec.capability not in backend.capabilities:
                 raise Unsupported(f"Backend '{backend.name}' ({backend.kind}) has no {spec.name}; pick another backend (see agentdeck://context).")
+            if spec.waits and kwargs.get(spec.waits, 0) > max_wait:
+                kwargs[spec.waits] = max_wait
+            progress = _Progress(ctx, spec.name)
             if wants_progress:
-                kwargs["progress"] = _progress_for(ctx)
+                kwargs["progress"] = progress.report
+            if spec.waits or wants_progress:
+                # A call that waits answers at once when the server starts to stop.
                 with deck.cut_short_on_stop() as waiting:
-                    result = await spec.handler(backend, **kwargs)
+                    result = await progress.around(lambda: spec.handler(backend, **kwargs))
                 if waiting.cancelled_caught:
                     raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
             else:
-                result = await spec.handler(backend, **kwargs)
+                result = await progress.around(lambda: spec.handler(backend, **kwargs))
             if spec.present is not None:
                 blocks, structured = spec.present(result)
                 return CallToolResult(content=blocks, structured_content=structured)
@@ -136,20 +187,37 @@ def _bind(spec: ToolSpec, deck: Deck) -> Callable[..., Awaitable[CallToolResult]
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
-    # The title is given once, on the tool itself; repeating it here only costs tokens.
+    """The hints whose value differs from the MCP default a client assumes when one is absent.
+
+    Absent means readOnlyHint false, destructiveHint true, idempotentHint false, openWorldHint
+    true; destructiveHint and idempotentHint mean something only when readOnlyHint is false.
+    The title is given once, on the tool itself; repeating it here only costs tokens.
+    """
     return ToolAnnotations(
-        read_only_hint=spec.read_only,
-        destructive_hint=spec.destructive,
-        idempotent_hint=spec.idempotent,
-        open_world_hint=spec.open_world,
+        read_only_hint=spec.read_only or None,
+        destructive_hint=None if spec.read_only or spec.destructive else False,
+        idempotent_hint=(spec.idempotent and not spec.read_only) or None,
+        open_world_hint=None if spec.open_world else False,
     )
 
 
-def _tool(spec: ToolSpec, deck: Deck) -> Tool:
-    tool = Tool.from_function(_bind(spec, deck), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
+def _cap_wait(schema: dict[str, Any], name: str, max_wait: float) -> None:
+    """Publish the configured longest wait as the argument's maximum, and its default within it."""
+    field = schema["properties"][name]
+    limit: float = int(max_wait) if field.get("type") == "integer" else max_wait
+    field["maximum"] = min(field.get("maximum", limit), limit)
+    if field.get("default", 0) > limit:
+        field["default"] = limit
+
+
+def _tool(spec: ToolSpec, deck: Deck, max_wait: float) -> Tool:
+    tool = Tool.from_function(_bind(spec, deck, max_wait), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
     tool.parameters = compact_schema(tool.parameters)
+    if spec.waits:
+        _cap_wait(tool.parameters, spec.waits, max_wait)
     # output_schema is a cached property of the SDK's Tool; the compact form takes its place.
-    tool.__dict__["output_schema"] = output_outline(compact_schema(tool.output_schema, output=True))
+    returns = inspect.signature(spec.handler, eval_str=True).return_annotation
+    tool.__dict__["output_schema"] = output_outline(compact_schema(tool.output_schema, output=True), getattr(returns, "outline", None))
     return tool
 
 
@@ -183,7 +251,8 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
             finally:
                 tg.cancel_scope.cancel()
 
-    tools = [_tool(spec, deck) for spec in selected]
+    tools = [_tool(spec, deck, config.max_wait_seconds) for spec in selected]
+    blanks = {tool.name: blank_means_none(tool.fn_metadata.arg_model.model_json_schema()) for tool in tools}
     options: dict[str, Any] = {}
     if config.http.oauth is not None:
         from agentdeck.oauth import IntrospectionVerifier, auth_settings
@@ -195,6 +264,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
         options["request_state_security"] = RequestStateSecurity(keys=[k.get_secret_value() for k in config.http.request_state_keys])
     server = AgentdeckServer(
         deck,
+        blanks,
         name="agentdeck",
         version=__version__,
         instructions=INSTRUCTIONS,

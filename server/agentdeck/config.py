@@ -232,6 +232,12 @@ class Config(_Settings):
     tools: list[str] | None = None
     exclude_tools: list[str] = Field(default_factory=list)
     read_only: bool = False
+    max_wait_seconds: float = Field(
+        default=50,
+        ge=1,
+        le=50,
+        description="longest any tool call waits (wait_for_run, receive_channel_messages, cancel_run); below your MCP client's request timeout",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     http: HttpConfig = Field(default_factory=HttpConfig)
@@ -288,6 +294,7 @@ _ENV_KEYS: dict[str, tuple[str, Any]] = {
     "AGENTDECK_TOOLS": ("tools", _split),
     "AGENTDECK_EXCLUDE_TOOLS": ("exclude_tools", _split),
     "AGENTDECK_READ_ONLY": ("read_only", _truthy),
+    "AGENTDECK_MAX_WAIT_SECONDS": ("max_wait_seconds", float),
     "AGENTDECK_LOG_LEVEL": ("log_level", str.lower),
     "AGENTDECK_LOG_FORMAT": ("log_format", str.lower),
 }

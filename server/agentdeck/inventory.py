@@ -9,7 +9,7 @@ import anyio
 
 from agentdeck.config import Config
 
-__all__ = ["estimate_tokens", "print_tools", "tools_list"]
+__all__ = ["estimate_tokens", "model_visible", "print_tools", "tools_list"]
 
 CHARS_PER_TOKEN = 4
 
@@ -17,6 +17,11 @@ CHARS_PER_TOKEN = 4
 def estimate_tokens(value: Any) -> int:
     """About four characters of compact JSON make one token."""
     return -(-len(json.dumps(value, separators=(",", ":"))) // CHARS_PER_TOKEN)
+
+
+def model_visible(tool: dict[str, Any]) -> dict[str, Any]:
+    """The part of a tools/list entry a model is shown: clients pass on name, description and input schema."""
+    return {key: tool[key] for key in ("name", "description", "inputSchema") if key in tool}
 
 
 async def _list(config: Config) -> list[dict[str, Any]]:
@@ -53,5 +58,6 @@ def print_tools(config: Config, *, as_json: bool = False) -> None:
             print(f"\n[{toolset}]")
             current = toolset
         flag = " (read-only)" if tool.get("annotations", {}).get("readOnlyHint") else ""
-        print(f"  {tool['name']:<28} ~{estimate_tokens(tool):>4} tokens{flag}")
-    print(f"\n{len(tools)} tools, ~{estimate_tokens(tools)} tokens in tools/list")
+        print(f"  {tool['name']:<28} ~{estimate_tokens(tool):>4} tokens, ~{estimate_tokens(model_visible(tool)):>4} for the model{flag}")
+    visible = estimate_tokens([model_visible(tool) for tool in tools])
+    print(f"\n{len(tools)} tools, ~{estimate_tokens(tools)} tokens in tools/list, ~{visible} of them what the model sees (name, description, input schema)")

@@ -49,6 +49,7 @@ class Deck:
         backends: dict[str, Backend] = {}
         for name, settings in config.backends.items():
             backends[name] = _build(name, settings, config, (transports or {}).get(name))
+            backends[name].max_wait_seconds = config.max_wait_seconds
         return cls(backends, config.default, config.resolved_identity, config.run_id)
 
     def any_has(self, capability: Capability) -> bool:

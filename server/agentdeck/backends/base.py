@@ -73,6 +73,8 @@ class Backend:
 
     kind: str = ""
     capabilities: frozenset[Capability] = frozenset()
+    max_wait_seconds: float = 50.0
+    """The longest a call may wait for something to happen (config `max_wait_seconds`)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

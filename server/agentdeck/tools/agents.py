@@ -24,15 +24,15 @@ async def list_agents(backend: Backend) -> AgentList:
 async def spawn_agent(
     backend: Backend,
     agent: Annotated[str, Field(min_length=1, max_length=200, description="from list_agents")],
-    prompt: Annotated[str, Field(min_length=1, description="the task for the agent")],
-    name: Annotated[str | None, Field(max_length=200, description="label for the run")] = None,
-    workspace: Annotated[str | None, Field(max_length=1000, description="working dir under the workspace root")] = None,
-    ttl_seconds: Annotated[int | None, Field(ge=1, le=86400, description="stop the run after this long")] = None,
+    prompt: Annotated[str, Field(min_length=1)],
+    name: Annotated[str | None, Field(max_length=200)] = None,
+    workspace: Annotated[str | None, Field(max_length=1000, description="dir in the workspace root")] = None,
+    ttl_seconds: Annotated[int | None, Field(ge=1, le=86400)] = None,
     metadata: Metadata = None,
-    parent_run_id: Annotated[str | None, Field(max_length=200, description="run that owns this one")] = None,
+    parent_run_id: Annotated[str | None, Field(max_length=200, description="owning run")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Run:
-    """Start an agent on a task; returns its run at once. Follow with wait_for_run or get_run_events."""
+    """Start an agent on a task; returns its run at once: follow it with wait_for_run."""
     return await backend.spawn_agent(
         agent,
         prompt,

@@ -31,6 +31,8 @@ class ToolSpec:
     open_world: bool
     present: Callable[[Any], tuple[list[Any], dict[str, Any]]] | None = None
     """Turns a result into (content blocks, structured content) when text plus the model's JSON won't do."""
+    waits: str | None = None
+    """The argument giving how long the call may wait, in seconds; capped by `max_wait_seconds`."""
 
     @property
     def description(self) -> str:
@@ -47,6 +49,7 @@ def tool(
     idempotent: bool = False,
     open_world: bool = False,
     present: Callable[[Any], tuple[list[Any], dict[str, Any]]] | None = None,
+    waits: str | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], ToolSpec]:
     """Declare a handler as a tool of `toolset`; every hint is stated, none is left to a default."""
 
@@ -62,6 +65,7 @@ def tool(
             idempotent=idempotent or read_only,
             open_world=open_world,
             present=present,
+            waits=waits,
         )
 
     return decorate

@@ -39,7 +39,7 @@ async def invoke_routine(
 async def list_routine_runs(
     backend: Backend,
     routine: RoutineName,
-    status: Annotated[RunState | None, Field(description="only runs in this state")] = None,
+    status: Annotated[RunState | None, Field(description="filter")] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> RunPage:

@@ -287,6 +287,11 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     async def _get(self, run_id: str) -> dict[str, Any]:
         row = await self.store.get_run(run_id)
         if row is None:
+            if run_id.startswith("trun_"):
+                raise NotFound(
+                    f"'{run_id}' is a task claim from claim_task, not a run: pass it as run_id, with its claim_token,"
+                    " to heartbeat_task, complete_task, fail_task or release_task."
+                )
             raise NotFound(f"No run '{run_id}' on backend '{self.name}'; list_runs shows the runs that exist.")
         return await self._reap(row)
 
@@ -375,7 +380,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
                 pass
         elif await self.store.finish_run(run_id, "cancelled", time.time()):
             await self.wakeups.publish(f"run:{run_id}", "runs")
-        return await self._wait(run_id, self.config.cancel_grace_seconds + 5.0, None)
+        return await self._wait(run_id, min(self.config.cancel_grace_seconds + 5.0, self.max_wait_seconds), None)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
         row = await self._get(run_id)

@@ -43,6 +43,7 @@ class Channels:
             correlation_id=row["correlation_id"],
             reply_to=None if row["reply_to"] is None else str(row["reply_to"]),
             sent_at=ts(row["sent_at"]),  # type: ignore[arg-type]
+            from_you=row["sender"] == self.identity,
         )
 
     async def list_channels(self) -> ChannelList:

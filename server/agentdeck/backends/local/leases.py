@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from agentdeck.backends.local.store_api import LeaseError
+from agentdeck.backends.local.store_api import LeaseError, WrongToken
 
 __all__ = ["OUTCOMES", "check_held", "next_state"]
 
@@ -22,14 +22,15 @@ def check_held(task: dict[str, Any], run_id: str, token: str, now: float) -> Non
     """Refuse a call by a claim that no longer holds `task` (fencing out stale holders).
 
     Raises:
-        LeaseError: the task moved on, the token is wrong, or the lease expired.
+        LeaseError: the claim is gone: the task moved on, or the lease expired.
+        WrongToken: the claim still holds the task, and `token` is not its token.
     """
     if task.get("lease_run_id") != run_id or task.get("state") != "claimed":
         raise LeaseError("the task was released, finished, or claimed again by someone else")
-    if not secrets.compare_digest(task.get("claim_token") or "", token):
-        raise LeaseError("the claim token does not match this claim")
     if task["lease_expires_at"] < now:
         raise LeaseError("the lease expired before this call; the task is back in the queue")
+    if not secrets.compare_digest(task.get("claim_token") or "", token):
+        raise WrongToken(task["id"])
 
 
 def next_state(task: dict[str, Any], outcome: str) -> tuple[str, int]:

@@ -29,6 +29,7 @@ __all__ = [
     "RunLog",
     "Store",
     "UnknownClaim",
+    "WrongToken",
     "describe_store",
     "is_postgres",
     "new_id",
@@ -50,6 +51,14 @@ class LeaseError(Exception):
 
 class UnknownClaim(Exception):
     """No claim was ever made with that run id."""
+
+
+class WrongToken(Exception):
+    """The claim still holds its task, but the caller's token is not the claim's; `task_id` is the task."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(task_id)
 
 
 def new_id(prefix: str) -> str:

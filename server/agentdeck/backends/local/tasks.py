@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, loads, text_size, ts
-from agentdeck.backends.local.store_api import LeaseError, Store, UnknownClaim, new_id
+from agentdeck.backends.local.store_api import LeaseError, Store, UnknownClaim, WrongToken, new_id
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.config import LocalConfig
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound
@@ -89,13 +89,18 @@ class Tasks:
 
     async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if not claim_token:
-            raise InvalidArgument("claim_token is required on the local backend; use the one claim_task returned with this run_id")
+            raise InvalidArgument(f"claim_token is required on the local backend: pass the claim_token that claim_task returned with run_id {run_id}.")
         try:
             return await op(run_id, claim_token, *args, **kwargs)
         except UnknownClaim:
             raise NotFound(f"No task claim has run id '{run_id}'; use the run_id that claim_task returned.") from None
+        except WrongToken as exc:
+            raise InvalidArgument(
+                f"Wrong claim_token for claim {run_id}, which still holds task {exc.task_id}: pass the claim_token"
+                f" that claim_task returned together with run_id {run_id}, and call again."
+            ) from None
         except LeaseError as exc:
-            raise LeaseLost(f"Lease lost: {exc.reason}. Stop working on it and call claim_task for new work.") from None
+            raise LeaseLost(f"Claim {run_id} no longer holds its task: {exc.reason}. Stop working on it and call claim_task for new work.") from None
 
     async def heartbeat_task(self, run_id: str, claim_token: str | None = None, lease_seconds: int | None = None) -> Lease:
         row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.config.lease_seconds, time.time())
