@@ -129,6 +129,8 @@ class Run(_Model):
             text += f", exit code {self.exit_code}"
         if self.error:
             text += f", {self.error.code}: {self.error.message}"
+        if isinstance(self.metadata.get("note"), str):
+            text += f". {self.metadata['note']}"
         return text
 
 

@@ -17,6 +17,7 @@ Test helpers hang off `app.state` (the FaultInjector passes attribute lookups th
     app.state.set_soul(agent, text|None)  write or remove the agent's SOUL.md
     app.state.add_channel(name, purpose=) store network channel metadata
     app.state.agh                         the AghState itself (sessions, tasks, runs, inboxes, ...)
+    app.state.sessions                    the session routes (agh_sessions.SessionRoutes: events, turns)
     app.state.seed                        ids of the seed data
 """
 
@@ -52,6 +53,7 @@ from tests.emulators.agh_state import (
     json_size,
     validate_metadata,
 )
+from tests.emulators.agh_sessions import SessionRoutes
 from tests.emulators.faults import FaultInjector
 
 HTTP_BODY_LIMIT = 4 * 1024 * 1024
@@ -737,7 +739,8 @@ def create_app(session: str = "sess-local", agent: str = "local-agent", workspac
     lineage with that spawn budget / permission policy (without them AGH's defaults apply: 5 children,
     depth 1, empty policy); `coordinator` overrides coordinator config fields; `capabilities` (list of
     ids) for the seed session; `provider` / `model` of the seed session; `channel` joined by the seed
-    session ("general"); `soul` SOUL.md text for the seed agent.
+    session ("general"); `soul` SOUL.md text for the seed agent; `turn_seconds` how long the emulated agent
+    takes to answer a prompt (0); `agents` the agent definitions `GET /api/agents` lists.
     """
     clock = Clock()
     agh = AghState(clock, default_lease_seconds=int(opts.get("lease_seconds", 300)),
@@ -762,8 +765,13 @@ def create_app(session: str = "sess-local", agent: str = "local-agent", workspac
         if opts.get("soul") is not None:
             agh.set_soul(agent, opts["soul"])
     api = AgentApi(agh)
-    app = Starlette(routes=api.routes(), exception_handlers={404: not_found, 405: not_found})
+    catalog = opts.get("agents")
+    if catalog is None:
+        catalog = [{"name": n, "provider": "claude", "prompt": f"You are {n}."} for n in (agent, "worker")]
+    sessions = SessionRoutes(agh, turn_seconds=float(opts.get("turn_seconds", 0.0)), agents=catalog)
+    app = Starlette(routes=api.routes() + sessions.routes(), exception_handlers={404: not_found, 405: not_found})
     app.state.agh = agh
+    app.state.sessions = sessions
     app.state.clock = clock
     app.state.seed = seed_ids
     for name in ("add_task", "add_session", "post_message", "deliver_inbox", "stop_session", "sweep", "set_soul",
@@ -779,6 +787,7 @@ def parse_options(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--agent", default="local-agent", help="seed session agent name")
     parser.add_argument("--workspace", default="ws-local", help="seed workspace id")
     parser.add_argument("--lease-seconds", type=int, default=300, help="default task lease")
+    parser.add_argument("--turn-seconds", type=float, default=0.0, help="how long the agent takes to answer")
     args = parser.parse_args(argv)
     return {"session": args.session, "agent": args.agent, "workspace": args.workspace,
-            "lease_seconds": args.lease_seconds}
+            "lease_seconds": args.lease_seconds, "turn_seconds": args.turn_seconds}

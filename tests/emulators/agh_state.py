@@ -573,6 +573,7 @@ class AghState:
                              "auto_stop_on_parent": bool(req.get("auto_stop_on_parent", True)),
                              "spawn_budget": child_budget, "permission_policy": policy}
             child_id = new_id("sess")
+            # `model` is decoded but never reaches the session (agent_spawn.go::spawnOptsFromAgentRequest).
             return self.add_session(
                 child_id, agent_name, workspace_id=parent.workspace_id, channel=parent.channel,
                 provider=req.get("provider", "").strip() or parent.provider, type="spawned",
