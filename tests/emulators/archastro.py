@@ -69,7 +69,8 @@ ERROR_CODES = {
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """ArchAstro's error shape (the form the SDK's ApiError reads best)."""
+    """ArchAstro's error shape. GUESS: the real body is undocumented; this is the form the SDK's ApiError
+    reads best, and every `code` string here is the emulator's own."""
     return {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message}}
 
 
@@ -220,8 +221,14 @@ def message_session(store: Store, request: Request, body: dict) -> tuple[int, An
 
 
 def session_events(store: Store, request: Request, _: dict) -> tuple[int, Any]:
-    store.session(request.path_params["session"])
-    return 200, []  # no coding harness runs in the emulator
+    """`GET .../events?after=cse_...&limit=`: a bare array, oldest first (SDK `agent_sessions.events`)."""
+    events = store.session(request.path_params["session"]).events
+    after = request.query_params.get("after")
+    if after:
+        ids = [e["id"] for e in events]
+        # GUESS: an `after` id the session does not have gives an empty page.
+        events = events[ids.index(after) + 1:] if after in ids else []
+    return 200, [dict(e) for e in events[:_limit(request, 200, 1000)]]
 
 
 # --- agent routines and runs -----------------------------------------------------------------
