@@ -252,7 +252,8 @@ def workspace_payload(s: Session) -> dict[str, Any]:
 
 
 def session_payload(s: Session) -> dict[str, Any]:
-    """The full SessionPayload (spawn answers with it)."""
+    """The full SessionPayload (spawn answers with it). GUESS: `health`, `activity` and `acp_caps` hold
+    placeholder values (their fields follow contract.SessionPayload; the values come from no source)."""
     live = s.state != "stopped"
     health = compact({"session_id": s.id, "workspace_id": s.workspace_id, "agent_name": s.agent_name,
                       "state": "idle" if live else "stopped", "health": "healthy" if live else "dead",
@@ -320,6 +321,7 @@ def context_task(agh: AghState, caller: Session) -> tuple[dict, dict, str]:
                        "last_activity_at": ts(max(t for t in (run.queued_at, run.claimed_at, task.updated_at) if t))})
     lease = lease_payload(run, channel if cid else None)
     bundle = {"task": task_ref(task), "latest_event_seq": task.latest_event_seq,
+              # GUESS: the bundle's fields beyond task and current_run are not confirmed (agh.md §5.1).
               "current_run": run_summary(run, task), "prior_attempts": [], "recent_events": [],
               "limits": {"max_runtime_seconds": 0, "summary_max_bytes": 4096, "context_body_max_bytes": 16384},
               "review_history": []}

@@ -100,7 +100,7 @@ class SessionRoutes:
         act = self.activity.setdefault(session.id, Activity())
         if session.state == "stopped":
             if act.turn is not None:
-                self._log(session, "done", act.turn.id, stop_reason="cancelled")
+                self._log(session, "done", act.turn.id, stop_reason="cancelled")  # GUESS: the stop_reason text
                 act.turn = None
             if not act.stopped_logged:
                 act.stopped_logged = True
@@ -110,7 +110,7 @@ class SessionRoutes:
         while act.turn is not None and act.turn.ends_at <= self.agh.clock.now():
             turn = act.turn
             self._log(session, "agent_message", turn.id, text=answer_to(turn.message))
-            self._log(session, "done", turn.id, stop_reason="end_turn")
+            self._log(session, "done", turn.id, stop_reason="end_turn")  # GUESS: the stop_reason text
             act.turn = None
             if act.queue:
                 self._start(session, act.queue.pop(0))
@@ -130,6 +130,7 @@ class SessionRoutes:
         self.agh.maintain()
         session = self.agh.sessions.get(request.path_params["session_id"].strip())
         if session is None:
+            # GUESS: the wording of both 404 texts (the statuses are from the source).
             raise AghError(404, f"session: session not found: {request.path_params['session_id']}")
         if session.workspace_id != request.path_params["workspace_id"].strip():
             raise AghError(404, "workspace scoped resource not found")
@@ -176,6 +177,7 @@ class SessionRoutes:
                 session = self._session(request)
             except AghError as err:
                 return _error(err)
+            # GUESS: stopping a stopped session answers 204 again (the source's Stop on one is not traced).
             if session.state != "stopped":
                 self.agh.stop_session(session.id, "user_canceled", "")
             self.settle(session)
@@ -220,7 +222,7 @@ class SessionRoutes:
         message = _message(body)
         if not message:
             return _error(AghError(400, "message is required"))
-        mode = (body.get("mode") or "queue").strip()
+        mode = (body.get("mode") or "queue").strip()  # GUESS: the daemon's configured default mode is `queue`
         if mode not in ("queue", "interrupt", "steer"):
             return _error(AghError(500, f'session: invalid busy input mode "{mode}"'))
         with self.agh.lock:
@@ -229,6 +231,7 @@ class SessionRoutes:
             except AghError as err:
                 return _error(err)
             if session.state != "active":
+                # GUESS: the wording (the 400 for ErrSessionNotActive is from the source).
                 return _error(AghError(400, f"session: session not active: {session.id} ({session.state})"))
             act = self.activity[session.id]
             if act.turn is not None:
@@ -251,7 +254,7 @@ class SessionRoutes:
                 if self.activity.get(session.id, Activity()).turn is not turn:
                     break
             await anyio.sleep(0.05)
-        block = f"text-{turn.id}"
+        block = f"text-{turn.id}"  # GUESS: the text block id format
         for frame in ({"type": "text-start", "id": block}, {"type": "text-delta", "id": block, "delta": answer_to(turn.message)},
                       {"type": "text-end", "id": block}, {"type": "finish"}):
             yield _frame(frame)

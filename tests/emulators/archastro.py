@@ -87,7 +87,7 @@ def _caller(request: Request) -> tuple[str, str]:
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(401, "unauthorized", "malformed Authorization header; expected 'Bearer <token>'")
+            raise Problem(401, "unauthorized", "malformed Authorization header; expected 'Bearer <token>'")  # GUESS
     if not request.headers.get("x-archastro-api-key", "").strip():
         raise Problem(401, "unauthorized", "missing API key: send the x-archastro-api-key header")
     return ("usr_emulatoruser0000001", "user") if token else (SEED_APP, "app")
@@ -99,7 +99,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise Problem(415, "unsupported_media_type", "request bodies must be application/json")
+        raise Problem(415, "unsupported_media_type", "request bodies must be application/json")  # GUESS
     try:
         body = json.loads(raw)
     except ValueError:
@@ -168,7 +168,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
 def list_agents(store: Store, request: Request, _: dict) -> tuple[int, Any]:
     """`GET /api/v1/agents`: page-based (`page`, `page_size`), newest first, `search` on name and lookup key."""
     page, size = (_positive_query(request, key, default) for key, default in (("page", 1), ("page_size", 25)))
-    search = (request.query_params.get("search") or "").lower()
+    search = (request.query_params.get("search") or "").lower()  # GUESS: matched on name and lookup key only
     found = [dict(a, description=None, metadata=None) for a in reversed(store.agents.values())
              if not search or search in (a.get("name") or "").lower() or search in (a.get("lookup_key") or "").lower()]
     pages = max(1, -(-len(found) // size))
@@ -253,7 +253,7 @@ def create_routine(store: Store, request: Request, body: dict) -> tuple[int, Any
     if body.get("status", "draft") not in ("draft", "active"):
         raise Problem(422, "validation_error", "status must be draft or active")
     if body.get("lookup_key") and any(r.get("lookup_key") == body["lookup_key"] for r in store.routines.values()):
-        raise Problem(422, "validation_error", "lookup_key has already been taken")
+        raise Problem(422, "validation_error", "lookup_key has already been taken")  # GUESS
     extra = {k: body[k] for k in ("description", "schedule", "script", "config", "steps", "trigger_context",
                                   "event_config", "acl", "metadata", "message_policy", "user") if k in body}
     routine = store.add_routine(agent, name, status=body.get("status", "draft"), event_type=body.get("event_type"),

@@ -198,6 +198,7 @@ def answer_to(text: str) -> str:
 
 
 def encode_cursor(seq: int) -> str:
+    # GUESS: cursors are opaque; this encoding is the emulator's.
     return base64.urlsafe_b64encode(f"arr:{seq}".encode()).decode().rstrip("=")
 
 
@@ -250,6 +251,7 @@ class Store:
                          lookup_key="on-thread-message", event_type="thread.message_added")
 
     def new_id(self, prefix: str) -> str:
+        # GUESS: the prefixes are confirmed; the alphabet and length after them are not.
         alphabet = string.ascii_lowercase + string.digits
         return prefix + "_" + "".join(self._rng.choice(alphabet) for _ in range(20))
 
@@ -340,9 +342,9 @@ class Store:
                       exclude_system: bool, limit: int) -> list[Session]:
         for status in statuses:
             if status not in SESSION_STATUSES:
-                raise Problem(422, "validation_error", f"unknown session status {status!r}")
+                raise Problem(422, "validation_error", f"unknown session status {status!r}")  # GUESS
         if len(routine_runs) > 100:
-            raise Problem(422, "validation_error", "at most 100 routine_run values")
+            raise Problem(422, "validation_error", "at most 100 routine_run values")  # GUESS: the status
         found = [s for s in sorted(self.sessions.values(), key=lambda s: s.seq, reverse=True)
                  if (not agents or s.agent in agents) and (not statuses or s.status in statuses)
                  and (not routine_runs or set(s.routine_runs) & set(routine_runs))
@@ -429,6 +431,7 @@ class Store:
         session.turns += 1
         self._harness(session, "message", at, {"role": "assistant", "text": answer_to(session.told)})
         self._harness(session, "turn_complete", at, {"turn": session.turns})
+        # GUESS: unless scripted, a turn completes the session (a real agent decides when it is done).
         outcome = session.script.popleft() if session.script else "completed"
         if outcome == "waiting" and session.unread:
             self._begin_turn(session, at)  # messages arrived mid-turn: the agent reads them next turn
@@ -481,6 +484,7 @@ class Store:
         return run
 
     def _route_to_session(self, routine: dict[str, Any], run: Run, message: str, *, scope_key: str) -> None:
+        # GUESS: how a `session` preset routes its invokes into keyed sessions (scopes are documented, the mechanics not).
         sender = (self.app_id, "app")
         known = self.sessions.get(self.keyed_sessions.get((routine["id"], scope_key), ""))
         if known is not None and known.status not in SESSION_TERMINAL:
@@ -538,7 +542,7 @@ class Store:
             run.duration_ms = int((at - started).total_seconds() * 1000)
         if status == "completed":
             run.result = result if result is not None else {
-                "message": f"Handled: {run.payload.get('message', '')}"[:200], "status": "ok"}
+                "message": f"Handled: {run.payload.get('message', '')}"[:200], "status": "ok"}  # GUESS: agent-defined
             if run.delivery["type"] != "none":
                 run.delivery.update(status="delivered", delivered_at=iso(at), delivered_message=self.new_id("msg"))
         elif status == "failed":
@@ -574,6 +578,7 @@ class Store:
 
 
 def _delivery(value: dict[str, Any] | None) -> dict[str, Any]:
+    # GUESS: the 422s for a delivery missing its thread or message (the fields are documented).
     if not value:
         return {"type": "none", "status": "not_requested"}
     kind = value.get("type")
