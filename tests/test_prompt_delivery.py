@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client.stdio import stdio_client
 
 from tests.emulators import agent_os, agh, archastro
 from tests.emulators.serving import serve_in_thread
@@ -87,13 +88,15 @@ async def _settled(client: Client, run_id: str) -> dict[str, Any]:
 async def test_the_agent_answers_its_prompt_quoting_the_token(deployment: Deployment, tmp_path: Path) -> None:
     (tmp_path / "agentdeck.toml").write_text(deployment.toml)
     token = f"tok-{secrets.token_hex(8)}"
-    with anyio.fail_after(150):
-        async with Client(stdio_params(server_env(tmp_path, **deployment.env))) as client:
+    log = tmp_path / "stderr.log"
+    with anyio.fail_after(150), log.open("w") as errlog:
+        async with Client(stdio_client(stdio_params(server_env(tmp_path, **deployment.env)), errlog=errlog)) as client:
             agent = deployment.agent or (await call(client, "list_agents"))["agents"][0]["name"]
             spawned = await call(client, "spawn_agent", {"agent": agent, "prompt": f"Please repeat {token}"})
             run = await _settled(client, spawned["id"])
             events = (await call(client, "get_run_events", {"run_id": spawned["id"]}))["events"]
             got = await call(client, "get_run", {"run_id": spawned["id"]})
+    assert log.read_text() == ""  # nothing at warning or above (the server logs at warning), no traceback at exit
     assert run["state"] in ("succeeded", "waiting"), run
     answers = [e["text"] for e in events if token in e["text"] and e["kind"] not in PROMPT_KINDS]
     assert answers, f"no answer quoting {token} among {[(e['kind'], e['text']) for e in events]}"

@@ -143,17 +143,25 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     server = build_server(config)
     deck = server.deck
     log = logging.getLogger("agentdeck")
+    if not args.http:
+        log.info("serving MCP on stdio as %s", config.resolved_identity)
+
+        async def stdio() -> None:
+            # Close the platform connections in the loop that opened them: a new loop cannot.
+            try:
+                await server.run_stdio_async()
+            finally:
+                await deck.aclose()
+
+        anyio.run(stdio)
+        return
+    import uvicorn
+
+    from agentdeck.transport import build_http_app
+
+    app = build_http_app(server, config, stateless=args.stateless)
+    log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
     try:
-        if args.http:
-            import uvicorn
-
-            from agentdeck.transport import build_http_app
-
-            app = build_http_app(server, config, stateless=args.stateless)
-            log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
-            uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
-        else:
-            log.info("serving MCP on stdio as %s", config.resolved_identity)
-            anyio.run(server.run_stdio_async)
+        uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
     finally:
         anyio.run(deck.aclose)
