@@ -95,3 +95,20 @@ async def test_list_runs_shows_the_children_of_this_session_only(tmp_path: Path)
     assert [r["id"] for r in waiting["runs"]] == [second["id"]]
     assert len(page["runs"]) == 1 and page["next_cursor"] == "1"
     assert missing["code"] == "not_found"
+
+
+async def test_a_followup_while_the_child_is_busy_is_queued_and_runs_after_the_turn(tmp_path: Path) -> None:
+    app = create_app(turn_seconds=60)
+    with serve_in_thread(app) as base_url:
+        async with serve(_config(tmp_path, f'base_url = "{base_url}"\n')) as mcp:
+            child = await mcp.ok("spawn_agent", agent="worker", prompt="first")
+            queued = await mcp.ok("send_followup", run_id=child["id"], message="second")
+            app.state.clock.advance(61)  # the first turn ends; the queued prompt starts
+            between = await mcp.ok("get_run_events", run_id=child["id"])
+            app.state.clock.advance(61)
+            done = await mcp.ok("wait_for_run", run_id=child["id"], timeout_seconds=20)
+            events = await mcp.ok("get_run_events", run_id=child["id"])
+    assert queued["metadata"]["prompt_status"] == "queued" and queued["state"] == "running"
+    assert [e["text"] for e in between["events"]][-1] == "second" and between["run_state"] == "running"
+    assert done["state"] == "waiting"
+    assert [e["text"] for e in events["events"] if e["kind"] == "agent_message"] == ['You said: "first"', 'You said: "second"']

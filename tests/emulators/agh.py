@@ -1,4 +1,5 @@
-"""Emulator of compozy AGH's runtime agent API (`/api/agent/*`), for testing agentdeck's AGH adapter.
+"""Emulator of compozy AGH's runtime agent API (`/api/agent/*`), for testing agentdeck's AGH adapter;
+`agh_sessions.py` adds the daemon's session routes and agent catalog that prompt and follow a spawned child.
 
 Wire facts come from /work/shared/platforms/agh.md and the API reference page (seed 004). The same app
 serves TCP (`--port`) and a Unix socket (`--uds`); as in AGH, only the HTTP transport caps bodies at
