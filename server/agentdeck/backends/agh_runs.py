@@ -29,16 +29,28 @@ _IGNORED = {"model": "the daemon decodes model in a spawn request but never pass
 
 
 class AghRuns:
-    """Mixin of AghBackend: agents and runs. Needs `_call`, `_stream`, `_queue`, `name`, `settings`, `_session`."""
+    """Mixin of AghBackend: agents and runs. AghBackend provides what is declared here."""
 
+    name: str
+    settings: Any
+    _session: str
     _spawned: dict[str, Run]
 
+    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: dict[int, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _stream(self, method: str, path: str, *, json: Any = None, errors: dict[int, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    async def _queue(self) -> str:
+        raise NotImplementedError
+
     async def list_agents(self) -> AgentList:
-        body = await self._call("GET", "/api/agents")  # type: ignore[attr-defined]
+        body = await self._call("GET", "/api/agents")
         agents = []
         for item in body.get("agents") or []:
             model = "/".join(v for v in (item.get("provider"), item.get("model")) if v)
-            agents.append(Agent(name=item["name"], backend=self.name, description=f"AGH agent ({model})" if model else "AGH agent"))  # type: ignore[attr-defined]
+            agents.append(Agent(name=item["name"], backend=self.name, description=f"AGH agent ({model})" if model else "AGH agent"))
         return AgentList(agents=agents)
 
     async def spawn_agent(
@@ -53,7 +65,7 @@ class AghRuns:
         parent_run_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        caller = self._session  # type: ignore[attr-defined]
+        caller = self._session
         if workspace:
             raise InvalidArgument("AGH starts a spawned agent in your own session's workspace; omit workspace.")
         if parent_run_id and parent_run_id != caller:
@@ -66,7 +78,7 @@ class AghRuns:
             raise InvalidArgument(f"AGH keeps no free-form metadata; metadata may only hold the spawn options {', '.join(SPAWN_OPTIONS)} (not {', '.join(unknown)}).")
         if idempotency_key and idempotency_key in self._spawned:
             return self._spawned[idempotency_key]
-        body: dict[str, Any] = {"agent_name": agent, "ttl_seconds": ttl_seconds or self.settings.spawn_ttl_seconds}  # type: ignore[attr-defined]
+        body: dict[str, Any] = {"agent_name": agent, "ttl_seconds": ttl_seconds or self.settings.spawn_ttl_seconds}
         body |= {k: v for k, v in (metadata or {}).items() if v is not None}
         if name:
             body["name"] = name
@@ -74,9 +86,9 @@ class AghRuns:
             body["idempotency_key"] = idempotency_key
         over_budget = lambda text: Conflict(f"{text}. Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised.")  # noqa: E731
         narrower = lambda text: InvalidArgument(f"{text}. Ask only for permissions your own session has (agentdeck://me).")  # noqa: E731
-        spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors={409: over_budget, 403: narrower}))["spawn"]  # type: ignore[attr-defined]
+        spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors={409: over_budget, 403: narrower}))["spawn"]
         child = spawn["session"]
-        run = run_from_session(self.name, child, spawn.get("lineage"), caller)  # type: ignore[attr-defined]
+        run = run_from_session(self.name, child, spawn.get("lineage"), caller)
         try:
             turn = await self._prompt(child["id"], prompt, child.get("workspace_id"))
         except AgentdeckError as exc:
@@ -96,7 +108,7 @@ class AghRuns:
 
     async def _workspace_of_runs(self) -> str:
         """Spawned children live in the caller's workspace; the session routes are scoped by it."""
-        return await self._queue()  # type: ignore[attr-defined,no-any-return]
+        return await self._queue()
 
     async def _session_path(self, run_id: str, workspace: str | None = None) -> str:
         workspace = workspace or await self._workspace_of_runs()
@@ -105,7 +117,7 @@ class AghRuns:
     async def _prompt(self, run_id: str, message: str, workspace: str | None = None) -> dict[str, Any]:
         """Send one turn; the daemon streams the turn, and leaving the stream does not stop it."""
         path = await self._session_path(run_id, workspace) + "/prompt"
-        async with self._stream("POST", path, json={"message": message, "mode": "queue"}, errors=self._not_found(run_id)) as response:  # type: ignore[attr-defined]
+        async with self._stream("POST", path, json={"message": message, "mode": "queue"}, errors=self._not_found(run_id)) as response:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 prompt = json.loads(await response.aread() or b"{}").get("prompt") or {}
                 return {"prompt_status": prompt.get("status", "queued"), "queue_entry_id": prompt.get("queue_entry_id")}
@@ -129,9 +141,9 @@ class AghRuns:
         cursor: str | None = None,
     ) -> RunPage:
         """The children your session spawned (AGH lists the workspace's sessions), newest first."""
-        parent = parent_run_id or self._session  # type: ignore[attr-defined]
-        body = await self._call("GET", "/api/sessions", params={"workspace": await self._workspace_of_runs()})  # type: ignore[attr-defined]
-        runs = [run_from_session(self.name, s, None, None) for s in body.get("sessions") or []]  # type: ignore[attr-defined]
+        parent = parent_run_id or self._session
+        body = await self._call("GET", "/api/sessions", params={"workspace": await self._workspace_of_runs()})
+        runs = [run_from_session(self.name, s, None, None) for s in body.get("sessions") or []]
         if created_after is not None and created_after.tzinfo is None:
             created_after = created_after.replace(tzinfo=timezone.utc)
         runs = [r for r in runs if r.parent_run_id == parent and (not state or r.state == state) and (not agent or r.agent == agent)
@@ -141,14 +153,14 @@ class AghRuns:
         return RunPage(runs=runs[start:start + limit], next_cursor=str(start + limit) if start + limit < len(runs) else None)
 
     async def get_run(self, run_id: str) -> Run:
-        body = await self._call("GET", await self._session_path(run_id), errors=self._not_found(run_id))  # type: ignore[attr-defined]
-        return run_from_session(self.name, body["session"], None, None)  # type: ignore[attr-defined]
+        body = await self._call("GET", await self._session_path(run_id), errors=self._not_found(run_id))
+        return run_from_session(self.name, body["session"], None, None)
 
     async def cancel_run(self, run_id: str) -> Run:
         run = await self.get_run(run_id)
         if run.done:
             return run
-        await self._call("POST", await self._session_path(run_id) + "/stop", idempotent=False, errors=self._not_found(run_id))  # type: ignore[attr-defined]
+        await self._call("POST", await self._session_path(run_id) + "/stop", idempotent=False, errors=self._not_found(run_id))
         return await self.get_run(run_id)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
@@ -166,15 +178,15 @@ class AghRuns:
 
     async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
         params = {"after_sequence": after_seq or 0, "limit": limit}
-        body = await self._call("GET", await self._session_path(run_id) + "/events", params=params, errors=self._not_found(run_id))  # type: ignore[attr-defined]
+        body = await self._call("GET", await self._session_path(run_id) + "/events", params=params, errors=self._not_found(run_id))
         events = [_event(item) for item in body.get("events") or []]
         run = await self.get_run(run_id)
         more = len(events) >= limit
-        return RunEventPage(run_id=run_id, backend=self.name, events=events, next_after_seq=events[-1].seq if more and events else None, run_state=run.state)  # type: ignore[attr-defined]
+        return RunEventPage(run_id=run_id, backend=self.name, events=events, next_after_seq=events[-1].seq if more and events else None, run_state=run.state)
 
 
 def _event(item: dict[str, Any]) -> RunEvent:
     content = item.get("content") if isinstance(item.get("content"), dict) else {}
     text = content.get("text") or content.get("error") or item.get("stop_detail") or content.get("stop_reason") or item.get("stop_reason") or ""
     data = {k: v for k, v in content.items() if k not in ("schema", "text", "session_id", "timestamp")}
-    return RunEvent(seq=int(item.get("sequence") or 0), at=when(item.get("timestamp")) or datetime.now(timezone.utc), kind=str(item.get("type") or ""), text=str(text), data=data or None)  # type: ignore[arg-type]
+    return RunEvent(seq=int(item.get("sequence") or 0), at=when(item.get("timestamp")) or datetime.now(timezone.utc), kind=str(item.get("type") or ""), text=str(text), data=data or None)
