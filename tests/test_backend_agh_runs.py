@@ -67,6 +67,7 @@ async def test_a_refused_prompt_route_leaves_a_child_that_says_it_was_not_prompt
         run = result.structured_content
         events = await mcp.ok("get_run_events", run_id=run["id"])
     assert not result.is_error and "created but NOT prompted" in result.content[0].text
+    assert "session routes only on its Unix socket or a loopback bind" in run["metadata"]["note"]  # where it does
     assert run["metadata"]["prompt_delivered"] is False and run["state"] == "waiting"
     assert events["events"] == []  # the child never got a turn
     assert app.state.agh.sessions[run["id"]].type == "spawned"

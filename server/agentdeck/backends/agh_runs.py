@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from agentdeck.backends.agh_models import SPAWN_OPTIONS, run_from_session, when
 from agentdeck.backends.base import Progress, poll_until_done
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.models import Agent, AgentList, Run, RunEvent, RunEventPage, RunPage
 
 __all__ = ["AghRuns"]
@@ -128,7 +128,11 @@ class AghRuns:
         return {"prompt_status": "accepted"}
 
     def _not_found(self, run_id: str) -> dict[int, Any]:
-        return {404: lambda text: NotFound(f"{text}. No session {run_id} in your workspace; use a run id from spawn_agent.")}
+        """Errors of the session routes: an unknown session, and a daemon that refuses these routes here."""
+        return {
+            404: lambda text: NotFound(f"{text}. No session {run_id} in your workspace; use a run id from spawn_agent."),
+            403: lambda text: Unauthorized(f"{text}. The daemon serves its session routes only on its Unix socket or a loopback bind; reach it there (socket or base_url)."),
+        }
 
     async def list_runs(
         self,
