@@ -9,6 +9,7 @@ import pytest
 
 from tests.emulators.archastro import create_app
 from tests.emulators.faults import Fault
+from tests.emulators.serving import serve_in_thread
 from tests.test_backend_archastro import SESSIONS, _spawn, connect
 
 
@@ -30,16 +31,25 @@ async def test_get_run_events_shows_the_agents_answer_in_the_sessions_harness_ev
     assert first["next_after_seq"] == 2 and [e["seq"] for e in rest["events"]] == [3, 4]
 
 
-async def test_wait_for_run_returns_when_the_session_waits_for_a_message(tmp_path):
+async def test_wait_for_run_follows_the_stream_until_the_session_waits_for_a_message(tmp_path):
     app = create_app(step=2)
-    async with connect(tmp_path, app) as mcp:
-        app.script_next_session("waiting", "completed")
-        run = await _spawn(mcp, app)
-        waiting = await mcp.ok("wait_for_run", run_id=run["id"], timeout_seconds=30)
-        await mcp.ok("send_followup", run_id=run["id"], message="and the closed ones")
-        done = await mcp.ok("wait_for_run", run_id=run["id"], timeout_seconds=30)
-        events = await mcp.ok("get_run_events", run_id=run["id"])
-    assert waiting["state"] == "waiting"
+    updates: list[str] = []
+
+    async def progress(value, total, message):
+        updates.append(message)
+
+    with serve_in_thread(app) as url:  # the stream stays open while the session waits: a real connection
+        async with connect(tmp_path, app, extra=f'base_url = "{url}"\n', transport=False) as mcp:
+            app.script_next_session("waiting", "completed")
+            run = await _spawn(mcp, app)
+            waiting = await mcp.client.call_tool("wait_for_run", {"run_id": run["id"], "timeout_seconds": 30}, progress_callback=progress)
+            await mcp.ok("send_followup", run_id=run["id"], message="and the closed ones")
+            done = await mcp.ok("wait_for_run", run_id=run["id"], timeout_seconds=30)
+            events = await mcp.ok("get_run_events", run_id=run["id"])
+    assert waiting.structured_content["state"] == "waiting"
+    assert 'message: You said: "Summarise the inbox"' in updates  # harness events arrive as progress
+    assert app.faults.count("GET", f"{SESSIONS}/{run['id']}/stream") == 2
+    assert app.faults.count("GET", f"{SESSIONS}/{run['id']}/events") == 1  # no polling: only get_run_events read them
     assert done["state"] == "succeeded" and done["artifacts"][0]["data"]["output"] == 'You said: "and the closed ones"'
     answers = [e["text"] for e in events["events"] if e["kind"] == "message"]
     assert answers == ['You said: "Summarise the inbox"', 'You said: "and the closed ones"']

@@ -1,6 +1,6 @@
 """Wire equality with the official SDK: every request the ArchAstro adapter sends (method, path, query,
 JSON body) is the request `archastro-sdk` 0.11.0 sends for the same operation, both captured at the
-same emulator.
+same emulator (the session stream included).
 
 Every operation the adapter performs exists in the SDK (sessions: list, create, get, message, cancel,
 delete, events; routines: list, get, invoke, runs, and routine-run get; agents: list), so none has to
@@ -105,8 +105,7 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
         await same(wire, backend.get_run_events(run.id, limit=10),
                    lambda: (sdk.agent_sessions.events(run.id, limit=11), sdk.agent_sessions.get(run.id)))
         idle = app.create_session(agent, "wait for me", start_idle=True)["id"]  # waiting: wait_for_run returns at once
-        await same(wire, backend.wait_for_run(idle, 30, _no_progress),
-                   lambda: (sdk.agent_sessions.get(idle), sdk.agent_sessions.events(idle, limit=1000)))
+        await same(wire, backend.wait_for_run(idle, 30, _no_progress), lambda: _first(sdk.agent_sessions.stream(idle)))
         await same(wire, backend.cancel_run(run.id), lambda: sdk.agent_sessions.cancel(run.id))
         other = app.create_session(agent, "another")["id"]
         app.finish_session(other, "cancelled")
@@ -137,6 +136,14 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
 
 async def _no_progress(step: float, message: str) -> None:
     pass
+
+
+def _first(stream: Any) -> Any:
+    """The first event of an SDK stream, then the stream closed (the session stays open, waiting)."""
+    try:
+        return next(iter(stream))
+    finally:
+        stream.close()
 
 
 def _refused(call: Callable[[], Any]) -> None:

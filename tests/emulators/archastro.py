@@ -31,10 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.emulators.archastro_state import (
@@ -231,6 +232,45 @@ def session_events(store: Store, request: Request, _: dict) -> tuple[int, Any]:
     return 200, [dict(e) for e in events[:_limit(request, 200, 1000)]]
 
 
+async def stream_session(request: Request) -> Response:
+    """`GET .../stream` (SDK `agent_sessions.stream`): SSE `session_update` with the session, replayed on connect
+    and sent on each status change, and `session_event` for each new harness event; it closes on a terminal
+    status. A test clock moves `step` seconds per tick here, as it does per request elsewhere."""
+    store: Store = request.app.state.store
+    session_id = request.path_params["session"]
+    try:
+        _caller(request)
+        with store.lock:
+            store.settle()
+            sent = len(store.session(session_id).events)  # earlier events are the events route's
+    except Problem as problem:
+        return _error(problem.status, problem.code, problem.message)
+
+    async def frames() -> Any:
+        nonlocal sent
+        last = None
+        while True:
+            with store.lock:
+                if store.step and last is not None:
+                    store.clock.advance(store.step)
+                store.settle()
+                session = store.sessions.get(session_id)
+                if session is None:
+                    return
+                new, sent = session.events[sent:], len(session.events)
+                snapshot = session.to_json()
+            for event in new:
+                yield f"event: session_event\ndata: {json.dumps(event)}\n\n"
+            if snapshot["status"] != last:
+                last = snapshot["status"]
+                yield f"event: session_update\ndata: {json.dumps(snapshot)}\n\n"
+            if last in SESSION_TERMINAL:
+                return
+            await anyio.sleep(0.05)
+
+    return StreamingResponse(frames(), media_type="text/event-stream")
+
+
 # --- agent routines and runs -----------------------------------------------------------------
 
 def list_routines(store: Store, request: Request, _: dict) -> tuple[int, Any]:
@@ -353,6 +393,7 @@ def _routes() -> list[Route]:
         r("/agent_sessions/{session}/cancel", cancel_session, "POST"),
         r("/agent_sessions/{session}/message", message_session, "POST"),
         r("/agent_sessions/{session}/events", session_events, "GET"),
+        Route(API + "/agent_sessions/{session}/stream", stream_session, methods=["GET"]),
         r("/agent_routines", list_routines, "GET"),
         # Literal segments before {routine}: "presets" and "runs" are not routine ids.
         r("/agent_routines/presets", list_presets, "GET"),

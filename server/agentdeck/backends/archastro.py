@@ -16,17 +16,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import anyio
-
 from agentdeck.backends.archastro_models import (
-    AGENT_PAGES, API, EVENT_PAGE, EVENT_PAGES, INVOKE_OPTIONS, INVOKED_EVENT, KEY_FIELD, OPTIONS, PARENT_FIELD, ROUTINE_RUN_STATES,
-    RUN_SCAN_PAGES, SESSION_STATES, SESSION_WINDOW, SPAWN_OPTIONS, compact, event_from, event_text, result_artifacts, split_options,
+    AGENT_PAGES, API, INVOKE_OPTIONS, INVOKED_EVENT, KEY_FIELD, OPTIONS, PARENT_FIELD, ROUTINE_RUN_STATES,
+    RUN_SCAN_PAGES, SESSION_STATES, SESSION_WINDOW, SPAWN_OPTIONS, compact, result_artifacts, split_options,
 )
-from agentdeck.backends.base import Backend, Capability, Progress, poll_until_done
-from agentdeck.backends.times import parse_time
+from agentdeck.backends.archastro_sessions import SessionEvents
+from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
-from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunEventPage, RunPage
+from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunPage
 
 __all__ = ["ArchAstroBackend", "ROUTINE_RUN_STATES", "SESSION_STATES"]
 
@@ -39,7 +38,7 @@ class _Refused(InvalidArgument):
     """422 from invoke: diagnosed against the routine before it reaches the caller."""
 
 
-class ArchAstroBackend(Backend):
+class ArchAstroBackend(SessionEvents, Backend):
     """Agent sessions and agent routines of an ArchAstro app, through its secret API key."""
 
     kind = "archastro"
@@ -67,11 +66,14 @@ class ArchAstroBackend(Backend):
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _require_key(self) -> None:
         if not self._has_key:
             raise Unauthorized(
                 f"Backend '{self.name}' has no ArchAstro API key: set {self.settings.api_key_env} (or secrets_file) to an sk_ key and restart."
             )
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._require_key()
         errors = {402: lambda text: Unsupported(f"{text}. The ArchAstro plan does not include this feature; upgrade the plan or use another backend.")}
         errors.update(kwargs.pop("errors", {}))
         return await self._client.json(method, API + path, errors=errors, **kwargs)
@@ -201,51 +203,6 @@ class ArchAstroBackend(Backend):
         ended = lambda text: Conflict(f"{text}. Only an ended session (completed, failed or cancelled) can be deleted; cancel_run it first.")  # noqa: E731
         await self._call("DELETE", f"/agent_sessions/{run.id}", errors={422: ended})
         return run.model_copy(update={"platform_state": "deleted"})
-
-    async def _events(self, session_id: str, after: str | None, limit: int) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit} | ({"after": after} if after else {})
-        events = await self._call("GET", f"/agent_sessions/{session_id}/events", params=params)
-        return [e for e in events or [] if isinstance(e, dict)]
-
-    async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
-        """The session's harness events; seq is an event's place in the session (the platform pages by event id)."""
-        if run_id.startswith("arr_"):
-            raise Unsupported("A routine run has no events of its own; read the session it drives (list_runs shows sessions).")
-        session_id = self._session_id(run_id)
-        skip, wanted = after_seq or 0, (after_seq or 0) + limit + 1  # one more than asked says whether more exist
-        found: list[dict[str, Any]] = []
-        after = None
-        for _ in range(EVENT_PAGES):
-            ask = min(EVENT_PAGE, wanted - len(found))
-            page = await self._events(session_id, after, ask)
-            found += page
-            if len(page) < ask or len(found) >= wanted:
-                break
-            after = page[-1].get("id")
-        events = [event_from(skip + i + 1, item) for i, item in enumerate(found[skip:skip + limit])]
-        run = await self.get_run(run_id)
-        more = len(found) > skip + limit
-        return RunEventPage(run_id=run_id, backend=self.name, events=events, next_after_seq=skip + limit if more else None, run_state=run.state)
-
-    async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
-        """Until the session ends or waits for a message, reporting each new harness event as progress."""
-        if run_id.startswith("arr_"):
-            return await poll_until_done(self, run_id, timeout, progress)
-        session_id = self._session_id(run_id)
-        after, step, delay = None, 0, 0.5
-        with anyio.move_on_after(timeout):
-            while True:
-                run = await self.get_run(run_id)
-                for item in await self._events(session_id, after, EVENT_PAGE):
-                    step, after = step + 1, item.get("id") or after
-                    await progress(step, f"{item.get('event') or 'event'}: {event_text(item.get('payload'))[:200]}")
-                if run.done or run.state == "waiting":
-                    return run
-                step += 1
-                await progress(step, f"run {run_id} is {run.platform_state}")
-                await anyio.sleep(delay)
-                delay = min(delay * 1.5, 5.0)
-        return await self.get_run(run_id)
 
     def _session_id(self, run_id: str) -> str:
         if not run_id.startswith("ase_"):
