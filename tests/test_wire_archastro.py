@@ -117,8 +117,16 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
         routine_run = await same(wire, backend.invoke_routine(routine, message="hi", idempotency_key="r1", session_key="s"),
                                  lambda: sdk.agent_routines.invoke(routine, invoke_body))
         await same(wire, backend.get_run(routine_run.id), lambda: sdk.agent_routines.agent_routine_runs.get(routine_run.id))
+        await same(wire, backend.list_routines(agent=agent, event_type="agentroutine.invoked"),
+                   lambda: sdk.agent_routines.list(agent=[agent], event_type="agentroutine.invoked"))
         await same(wire, backend.list_routine_runs(routine, status="succeeded", limit=5),
                    lambda: sdk.agent_routines.runs(routine, status="completed", limit=5))
+        app.invoke(routine, "another")
+        cursor = (await backend.list_routine_runs(routine, limit=1)).next_cursor
+        wire.recorder.take()
+        assert cursor
+        await same(wire, backend.list_routine_runs(routine, limit=1, cursor=cursor),
+                   lambda: sdk.agent_routines.runs(routine, limit=1, before_cursor=cursor))
         app.advance(10)  # the run completes: a repeated key now answers 409, and the adapter finds the run
         await same(wire, backend.invoke_routine(routine, message="hi", idempotency_key="r1", session_key="s"),
                    lambda: _refused(lambda: sdk.agent_routines.invoke(routine, invoke_body))
