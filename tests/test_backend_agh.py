@@ -35,6 +35,7 @@ RECV = "/api/agent/channels/general/recv"
 AGH_TOOLS = {
     "list_agents", "spawn_agent", "list_channels", "send_channel_message", "receive_channel_messages",
     "claim_task", "heartbeat_task", "complete_task", "fail_task", "release_task",
+    "list_runs", "get_run", "wait_for_run", "get_run_events", "send_followup", "cancel_run",
 }
 
 
@@ -114,22 +115,23 @@ async def test_only_the_tools_agh_can_serve_are_registered_without_a_backend_arg
 
 # ----- agents -------------------------------------------------------------------------------------
 
-async def test_list_agents_returns_the_callers_own_agent(tmp_path: Path, app: Any) -> None:
+async def test_list_agents_lists_the_agent_definitions_spawn_accepts(tmp_path: Path, app: Any) -> None:
     async with serve(_config(tmp_path), app) as mcp:
         agents = await mcp.ok("list_agents")
-        assert [a["name"] for a in agents["agents"]] == ["local-agent"]
-        assert agents["agents"][0]["backend"] == "agh" and "sess-local" in agents["agents"][0]["description"]
+        assert [a["name"] for a in agents["agents"]] == ["local-agent", "worker"]
+        assert agents["agents"][0]["backend"] == "agh" and "claude" in agents["agents"][0]["description"]
 
 
-async def test_spawn_agent_returns_the_child_session_as_a_running_run_with_spawn_options(tmp_path: Path) -> None:
+async def test_spawn_agent_returns_the_child_session_after_its_first_turn_with_spawn_options(tmp_path: Path) -> None:
     app = create_app(permission_policy={"tools": ["read"]})
     async with serve(_config(tmp_path), app) as mcp:
         run = await mcp.ok("spawn_agent", agent="worker", prompt="review the diff", name="rev",
                            metadata={"permissions": {"tools": ["read"]}, "auto_stop_on_parent": False, "spawn_role": "worker"})
     child = app.state.agh.sessions[run["id"]]
-    assert (run["state"], run["platform_state"], run["agent"], run["backend"]) == ("running", "active", "worker", "agh")
+    assert (run["state"], run["platform_state"], run["agent"], run["backend"]) == ("waiting", "active:idle", "worker", "agh")
     assert run["parent_run_id"] == "sess-local" and run["name"] == "rev" and child.type == "spawned"
     assert run["metadata"]["permissions"]["tools"] == ["read"] and run["metadata"]["channel"] == "general"
+    assert run["metadata"]["prompt_delivered"] is True and run["metadata"]["turn_id"]
     assert child.lineage["auto_stop_on_parent"] is False
     assert child.lineage["spawn_budget"]["ttl_seconds"] == 3600  # spawn_ttl_seconds, the default
 
@@ -487,7 +489,7 @@ async def test_me_and_context_resources_carry_agh_me_context_coordinator_and_sou
     assert platform["me"]["self"]["session_id"] == "sess-local" and platform["context"]["provenance"]["source"] == "daemon.situation"
     assert platform["coordinator"]["source"] == "workspace" and platform["soul"]["frontmatter"] == {"role": "reviewer"}
     assert context["platform"]["agh"]["me"]["workspace"]["id"] == "ws-local"
-    assert context["backends"] == [{"name": "agh", "kind": "agh", "default": True, "capabilities": ["agents", "channels", "context", "tasks"]}]
+    assert context["backends"] == [{"name": "agh", "kind": "agh", "default": True, "capabilities": ["agents", "channels", "context", "run_cancel", "run_events", "run_followup", "runs", "tasks"]}]
 
 
 async def test_an_invalid_soul_and_a_failing_part_are_recorded_not_raised(tmp_path: Path) -> None:
@@ -538,7 +540,10 @@ async def test_every_kind_of_call_works_over_a_real_transport(tmp_path: Path, sh
             source = app.state.post_message("sess-peer", "ping", meta("request"))
             assert [m["id"] for m in (await mcp.ok("receive_channel_messages", channel="general"))["messages"]] == [source]
             assert (await mcp.ok("complete_task", run_id=claim["lease"]["run_id"]))["state"] == "completed"
-            assert (await mcp.ok("spawn_agent", agent="worker", prompt="x"))["state"] == "running"
+            child = await mcp.ok("spawn_agent", agent="worker", prompt="say x")  # the prompt streams back over this transport
+            assert child["state"] == "waiting" and child["metadata"]["prompt_delivered"] is True
+            events = await mcp.ok("get_run_events", run_id=child["id"])
+            assert [e["text"] for e in events["events"] if e["kind"] == "agent_message"] == ['You said: "say x"']
             assert (await mcp.resource("agentdeck://me"))["platform"]["me"]["self"]["session_id"] == "sess-local"
         if uds:
             assert all(ok for ok, _, _ in await _check(config))

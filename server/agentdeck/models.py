@@ -141,6 +141,8 @@ class Run(_Model):
             text += f", {self.error.code}: {self.error.message}"
         if self.artifacts:
             text += "; artifacts: " + ", ".join(f"{a.kind} {a.name}".strip() for a in self.artifacts)
+        if isinstance(self.metadata.get("note"), str):
+            text += f". {self.metadata['note']}"
         return text
 
 

@@ -162,7 +162,7 @@ def create_app(seed: bool = True, auth_header: str = "Authorization", auth_schem
             value = int(raw)
         except ValueError as exc:
             raise ApiError(400, "VALIDATION_ERROR", f"{name} must be an integer") from exc
-        if value < low:
+        if value < low:  # GUESS: a bad query value is a 400 VALIDATION_ERROR
             raise ApiError(400, "VALIDATION_ERROR", f"{name} must be >= {low}")
         return value
 
@@ -175,6 +175,7 @@ def create_app(seed: bool = True, auth_header: str = "Authorization", auth_schem
     # ---- agents ----
 
     async def list_agents(request: Request) -> Response:
+        # GUESS: GET /v1/api/agents (and GET/DELETE /v1/api/agents/{id}) are inferred from the SDK's naming.
         with state.lock:
             return JSONResponse(page(request, list(state.agents.values())))
 
@@ -197,6 +198,7 @@ def create_app(seed: bool = True, auth_header: str = "Authorization", auth_schem
     # ---- runs ----
 
     async def create_run(request: Request) -> Response:
+        # GUESS: the path POST /v1/api/runs is inferred; the body and the response fields are confirmed.
         body = await body_of(request)
         # GUESS: the SDK puts idempotency_key in the create body; a header is accepted as well.
         key = body.get("idempotency_key") or request.headers.get(idem_header)
@@ -215,7 +217,7 @@ def create_app(seed: bool = True, auth_header: str = "Authorization", auth_schem
             return JSONResponse(page(request, [r.to_dict() for r in runs]))
 
     async def get_run(request: Request) -> Response:
-        with state.lock:
+        with state.lock:  # GUESS: the path GET /v1/api/runs/{runId} is inferred
             return JSONResponse(state.run(request.path_params["run_id"]).to_dict())
 
     async def cancel_run(request: Request) -> Response:

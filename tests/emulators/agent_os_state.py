@@ -13,6 +13,7 @@ What the public SDK confirms and what is guessed is described in
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import threading
@@ -34,6 +35,7 @@ __all__ = [
     "State",
     "Step",
     "TERMINAL_TYPES",
+    "answer_to",
     "default_script",
     "progress_script",
 ]
@@ -88,13 +90,22 @@ class Step:
         return cls(**value)
 
 
+def answer_to(input_: Any) -> str:
+    """The emulated agent's answer: what it was given, quoted (GUESS: the words are the emulator's)."""
+    told = input_.get("message", input_) if isinstance(input_, dict) else input_
+    return f'You said: "{told if isinstance(told, str) else json.dumps(told)}"'
+
+
 def default_script(input_: Any = None) -> list[Step]:
-    """A plain run: start, one node, finish with an output echoing the input."""
+    """A plain run: start, one node that answers by quoting the input, finish with that answer as output.
+
+    GUESS: NODE_STARTED / NODE_FINISHED and a `text` field in a node event are not confirmed (only the
+    terminal types and the `node` payload field are); the output's shape is the emulator's."""
     return [
-        Step("RUN_STARTED"),
+        Step("RUN_STARTED"),  # GUESS: the name follows the confirmed RUN_* pattern
         Step("NODE_STARTED", {"node": "agent"}),
-        Step("NODE_FINISHED", {"node": "agent"}),
-        Step("RUN_FINISHED", {"output": {"echo": input_}}),
+        Step("NODE_FINISHED", {"node": "agent", "text": answer_to(input_)}),
+        Step("RUN_FINISHED", {"output": {"answer": answer_to(input_), "echo": input_}}),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Emulator of compozy AGH's runtime agent API (`/api/agent/*`), for testing agentdeck's AGH adapter.
+"""Emulator of compozy AGH's runtime agent API (`/api/agent/*`), for testing agentdeck's AGH adapter;
+`agh_sessions.py` adds the daemon's session routes and agent catalog that prompt and follow a spawned child.
 
 Wire facts come from /work/shared/platforms/agh.md and the API reference page (seed 004). The same app
 serves TCP (`--port`) and a Unix socket (`--uds`); as in AGH, only the HTTP transport caps bodies at
@@ -17,6 +18,7 @@ Test helpers hang off `app.state` (the FaultInjector passes attribute lookups th
     app.state.set_soul(agent, text|None)  write or remove the agent's SOUL.md
     app.state.add_channel(name, purpose=) store network channel metadata
     app.state.agh                         the AghState itself (sessions, tasks, runs, inboxes, ...)
+    app.state.sessions                    the session routes (agh_sessions.SessionRoutes: events, turns)
     app.state.seed                        ids of the seed data
 """
 
@@ -52,6 +54,7 @@ from tests.emulators.agh_state import (
     json_size,
     validate_metadata,
 )
+from tests.emulators.agh_sessions import SessionRoutes
 from tests.emulators.faults import FaultInjector
 
 HTTP_BODY_LIMIT = 4 * 1024 * 1024
@@ -250,7 +253,8 @@ def workspace_payload(s: Session) -> dict[str, Any]:
 
 
 def session_payload(s: Session) -> dict[str, Any]:
-    """The full SessionPayload (spawn answers with it)."""
+    """The full SessionPayload (spawn answers with it). GUESS: `health`, `activity` and `acp_caps` hold
+    placeholder values (their fields follow contract.SessionPayload; the values come from no source)."""
     live = s.state != "stopped"
     health = compact({"session_id": s.id, "workspace_id": s.workspace_id, "agent_name": s.agent_name,
                       "state": "idle" if live else "stopped", "health": "healthy" if live else "dead",
@@ -318,6 +322,7 @@ def context_task(agh: AghState, caller: Session) -> tuple[dict, dict, str]:
                        "last_activity_at": ts(max(t for t in (run.queued_at, run.claimed_at, task.updated_at) if t))})
     lease = lease_payload(run, channel if cid else None)
     bundle = {"task": task_ref(task), "latest_event_seq": task.latest_event_seq,
+              # GUESS: the bundle's fields beyond task and current_run are not confirmed (agh.md §5.1).
               "current_run": run_summary(run, task), "prior_attempts": [], "recent_events": [],
               "limits": {"max_runtime_seconds": 0, "summary_max_bytes": 4096, "context_body_max_bytes": 16384},
               "review_history": []}
@@ -737,7 +742,8 @@ def create_app(session: str = "sess-local", agent: str = "local-agent", workspac
     lineage with that spawn budget / permission policy (without them AGH's defaults apply: 5 children,
     depth 1, empty policy); `coordinator` overrides coordinator config fields; `capabilities` (list of
     ids) for the seed session; `provider` / `model` of the seed session; `channel` joined by the seed
-    session ("general"); `soul` SOUL.md text for the seed agent.
+    session ("general"); `soul` SOUL.md text for the seed agent; `turn_seconds` how long the emulated agent
+    takes to answer a prompt (0); `agents` the agent definitions `GET /api/agents` lists.
     """
     clock = Clock()
     agh = AghState(clock, default_lease_seconds=int(opts.get("lease_seconds", 300)),
@@ -762,8 +768,13 @@ def create_app(session: str = "sess-local", agent: str = "local-agent", workspac
         if opts.get("soul") is not None:
             agh.set_soul(agent, opts["soul"])
     api = AgentApi(agh)
-    app = Starlette(routes=api.routes(), exception_handlers={404: not_found, 405: not_found})
+    catalog = opts.get("agents")
+    if catalog is None:
+        catalog = [{"name": n, "provider": "claude", "prompt": f"You are {n}."} for n in (agent, "worker")]
+    sessions = SessionRoutes(agh, turn_seconds=float(opts.get("turn_seconds", 0.0)), agents=catalog)
+    app = Starlette(routes=api.routes() + sessions.routes(), exception_handlers={404: not_found, 405: not_found})
     app.state.agh = agh
+    app.state.sessions = sessions
     app.state.clock = clock
     app.state.seed = seed_ids
     for name in ("add_task", "add_session", "post_message", "deliver_inbox", "stop_session", "sweep", "set_soul",
@@ -779,6 +790,7 @@ def parse_options(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--agent", default="local-agent", help="seed session agent name")
     parser.add_argument("--workspace", default="ws-local", help="seed workspace id")
     parser.add_argument("--lease-seconds", type=int, default=300, help="default task lease")
+    parser.add_argument("--turn-seconds", type=float, default=0.0, help="how long the agent takes to answer")
     args = parser.parse_args(argv)
     return {"session": args.session, "agent": args.agent, "workspace": args.workspace,
-            "lease_seconds": args.lease_seconds}
+            "lease_seconds": args.lease_seconds, "turn_seconds": args.turn_seconds}

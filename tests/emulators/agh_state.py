@@ -75,6 +75,7 @@ def identity_error(code: str, status: int, message: str, hint: str) -> AghError:
 
 
 def new_id(prefix: str) -> str:
+    # GUESS: ids are opaque in AGH; `msg-<16 hex>` is inferred, the other prefixes are the emulator's.
     return f"{prefix}-{secrets.token_hex(8)}"
 
 
@@ -573,6 +574,8 @@ class AghState:
                              "auto_stop_on_parent": bool(req.get("auto_stop_on_parent", True)),
                              "spawn_budget": child_budget, "permission_policy": policy}
             child_id = new_id("sess")
+            # `model` is decoded but never reaches the session (agent_spawn.go::spawnOptsFromAgentRequest).
+            # GUESS: the child is `active` as soon as spawn answers (its state then is not confirmed).
             return self.add_session(
                 child_id, agent_name, workspace_id=parent.workspace_id, channel=parent.channel,
                 provider=req.get("provider", "").strip() or parent.provider, type="spawned",
@@ -656,7 +659,9 @@ SOUL_LIST_FIELDS = ("tone", "principles", "constraints", "collaboration", "memor
 
 
 def parse_soul(text: str, max_body_bytes: int, path: str) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
-    """A small reader for SOUL.md: optional `---` frontmatter (scalars, [a, b] or `- item` lists), then a body."""
+    """A small reader for SOUL.md: optional `---` frontmatter (scalars, [a, b] or `- item` lists), then a body.
+
+    GUESS: the diagnostic codes and texts below are the emulator's; AGH's own YAML reader says more."""
 
     def diag(code: str, message: str, line: int = 1, column: int = 1, fld: str = "") -> dict[str, Any]:
         item = {"code": code, "severity": "error", "message": message, "source_path": path, "line": line,

@@ -31,10 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.emulators.archastro_state import (
@@ -69,7 +70,8 @@ ERROR_CODES = {
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """ArchAstro's error shape (the form the SDK's ApiError reads best)."""
+    """ArchAstro's error shape. GUESS: the real body is undocumented; this is the form the SDK's ApiError
+    reads best, and every `code` string here is the emulator's own."""
     return {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message}}
 
 
@@ -86,7 +88,7 @@ def _caller(request: Request) -> tuple[str, str]:
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(401, "unauthorized", "malformed Authorization header; expected 'Bearer <token>'")
+            raise Problem(401, "unauthorized", "malformed Authorization header; expected 'Bearer <token>'")  # GUESS
     if not request.headers.get("x-archastro-api-key", "").strip():
         raise Problem(401, "unauthorized", "missing API key: send the x-archastro-api-key header")
     return ("usr_emulatoruser0000001", "user") if token else (SEED_APP, "app")
@@ -98,7 +100,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise Problem(415, "unsupported_media_type", "request bodies must be application/json")
+        raise Problem(415, "unsupported_media_type", "request bodies must be application/json")  # GUESS
     try:
         body = json.loads(raw)
     except ValueError:
@@ -167,7 +169,7 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
 def list_agents(store: Store, request: Request, _: dict) -> tuple[int, Any]:
     """`GET /api/v1/agents`: page-based (`page`, `page_size`), newest first, `search` on name and lookup key."""
     page, size = (_positive_query(request, key, default) for key, default in (("page", 1), ("page_size", 25)))
-    search = (request.query_params.get("search") or "").lower()
+    search = (request.query_params.get("search") or "").lower()  # GUESS: matched on name and lookup key only
     found = [dict(a, description=None, metadata=None) for a in reversed(store.agents.values())
              if not search or search in (a.get("name") or "").lower() or search in (a.get("lookup_key") or "").lower()]
     pages = max(1, -(-len(found) // size))
@@ -220,8 +222,53 @@ def message_session(store: Store, request: Request, body: dict) -> tuple[int, An
 
 
 def session_events(store: Store, request: Request, _: dict) -> tuple[int, Any]:
-    store.session(request.path_params["session"])
-    return 200, []  # no coding harness runs in the emulator
+    """`GET .../events?after=cse_...&limit=`: a bare array, oldest first (SDK `agent_sessions.events`)."""
+    events = store.session(request.path_params["session"]).events
+    after = request.query_params.get("after")
+    if after:
+        ids = [e["id"] for e in events]
+        # GUESS: an `after` id the session does not have gives an empty page.
+        events = events[ids.index(after) + 1:] if after in ids else []
+    return 200, [dict(e) for e in events[:_limit(request, 200, 1000)]]
+
+
+async def stream_session(request: Request) -> Response:
+    """`GET .../stream` (SDK `agent_sessions.stream`): SSE `session_update` with the session, replayed on connect
+    and sent on each status change, and `session_event` for each new harness event; it closes on a terminal
+    status. A test clock moves `step` seconds per tick here, as it does per request elsewhere."""
+    store: Store = request.app.state.store
+    session_id = request.path_params["session"]
+    try:
+        _caller(request)
+        with store.lock:
+            store.settle()
+            sent = len(store.session(session_id).events)  # earlier events are the events route's
+    except Problem as problem:
+        return _error(problem.status, problem.code, problem.message)
+
+    async def frames() -> Any:
+        nonlocal sent
+        last = None
+        while True:
+            with store.lock:
+                if store.step and last is not None:
+                    store.clock.advance(store.step)
+                store.settle()
+                session = store.sessions.get(session_id)
+                if session is None:
+                    return
+                new, sent = session.events[sent:], len(session.events)
+                snapshot = session.to_json()
+            for event in new:
+                yield f"event: session_event\ndata: {json.dumps(event)}\n\n"
+            if snapshot["status"] != last:
+                last = snapshot["status"]
+                yield f"event: session_update\ndata: {json.dumps(snapshot)}\n\n"
+            if last in SESSION_TERMINAL:
+                return
+            await anyio.sleep(0.05)
+
+    return StreamingResponse(frames(), media_type="text/event-stream")
 
 
 # --- agent routines and runs -----------------------------------------------------------------
@@ -246,7 +293,7 @@ def create_routine(store: Store, request: Request, body: dict) -> tuple[int, Any
     if body.get("status", "draft") not in ("draft", "active"):
         raise Problem(422, "validation_error", "status must be draft or active")
     if body.get("lookup_key") and any(r.get("lookup_key") == body["lookup_key"] for r in store.routines.values()):
-        raise Problem(422, "validation_error", "lookup_key has already been taken")
+        raise Problem(422, "validation_error", "lookup_key has already been taken")  # GUESS
     extra = {k: body[k] for k in ("description", "schedule", "script", "config", "steps", "trigger_context",
                                   "event_config", "acl", "metadata", "message_policy", "user") if k in body}
     routine = store.add_routine(agent, name, status=body.get("status", "draft"), event_type=body.get("event_type"),
@@ -346,6 +393,7 @@ def _routes() -> list[Route]:
         r("/agent_sessions/{session}/cancel", cancel_session, "POST"),
         r("/agent_sessions/{session}/message", message_session, "POST"),
         r("/agent_sessions/{session}/events", session_events, "GET"),
+        Route(API + "/agent_sessions/{session}/stream", stream_session, methods=["GET"]),
         r("/agent_routines", list_routines, "GET"),
         # Literal segments before {routine}: "presets" and "runs" are not routine ids.
         r("/agent_routines/presets", list_presets, "GET"),

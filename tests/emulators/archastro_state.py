@@ -9,6 +9,10 @@ then each turn lasts `session_turn` seconds and ends as its scripted outcome (`c
 default, or `waiting` / `failed`). A message to a `waiting` session starts another turn.
 Routine runs: `pending` -> `running` after `run_pending`, then the scripted outcome
 (`completed` by default, or `failed` / `skipped`) after `run_duration`.
+
+The emulated agent is not a model: each turn answers the latest thing it was told (the instructions,
+then each message) by quoting it, in a harness `message` event and in the session's `result`.
+Behaviours no source states are marked `# GUESS` (README, "ArchAstro: what is confirmed").
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ class Session:
     turns: int = 0
     unread: bool = False
     routine_runs: list[str] = field(default_factory=list)
+    told: str = ""  # what the next turn answers: the instructions, then the latest message
+    events: list[dict[str, Any]] = field(default_factory=list)  # harness events, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,7 +192,13 @@ def _positive(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def answer_to(text: str) -> str:
+    """The emulated agent's answer (GUESS: the words are the emulator's; a real answer comes from its LLM)."""
+    return f'You said: "{text}"'
+
+
 def encode_cursor(seq: int) -> str:
+    # GUESS: cursors are opaque; this encoding is the emulator's.
     return base64.urlsafe_b64encode(f"arr:{seq}".encode()).decode().rstrip("=")
 
 
@@ -239,6 +251,7 @@ class Store:
                          lookup_key="on-thread-message", event_type="thread.message_added")
 
     def new_id(self, prefix: str) -> str:
+        # GUESS: the prefixes are confirmed; the alphabet and length after them are not.
         alphabet = string.ascii_lowercase + string.digits
         return prefix + "_" + "".join(self._rng.choice(alphabet) for _ in range(20))
 
@@ -303,7 +316,7 @@ class Store:
             created_at=self.clock.now(), name=_field(body, "name", str), metadata=metadata or {},
             max_turns=_positive(body, "max_turns", 100), max_tokens=_positive(body, "max_tokens", 20_000),
             max_runs_per_turn=_positive(body, "max_runs_per_turn", 25), team=_field(body, "team", str),
-            thread=_field(body, "thread", str), user=_field(body, "user", str),
+            thread=_field(body, "thread", str), user=_field(body, "user", str), told=instructions,
         )
         start_idle = _field(body, "start_idle", bool)
         if agent not in self.agents:
@@ -329,9 +342,9 @@ class Store:
                       exclude_system: bool, limit: int) -> list[Session]:
         for status in statuses:
             if status not in SESSION_STATUSES:
-                raise Problem(422, "validation_error", f"unknown session status {status!r}")
+                raise Problem(422, "validation_error", f"unknown session status {status!r}")  # GUESS
         if len(routine_runs) > 100:
-            raise Problem(422, "validation_error", "at most 100 routine_run values")
+            raise Problem(422, "validation_error", "at most 100 routine_run values")  # GUESS: the status
         found = [s for s in sorted(self.sessions.values(), key=lambda s: s.seq, reverse=True)
                  if (not agents or s.agent in agents) and (not statuses or s.status in statuses)
                  and (not routine_runs or set(s.routine_runs) & set(routine_runs))
@@ -343,11 +356,13 @@ class Store:
         content = _field(body, "content", str, required=True)
         role = _field(body, "role", str) or "user"
         metadata = _field(body, "metadata", dict) or {}
-        if session.status in SESSION_TERMINAL:
-            raise Problem(422, "session_terminal", f"agent session is {session.status}")
+        # GUESS: what a message to an ended session does is not documented (422 is only "Validation
+        # failed"); here it is stored in the inbox and starts nothing.
         now = self.clock.now()
         session.inbox.append({"id": self.new_id("msg"), "role": role, "content": content, "sender_id": sender[0],
                               "sender_type": sender[1], "sent_at": iso(now), "metadata": metadata})
+        if session.status not in SESSION_TERMINAL:
+            session.told = content
         if session.status == "waiting":
             self._begin_turn(session, now)
         elif session.status == "running":
@@ -381,16 +396,26 @@ class Store:
         if status in ("completed", "failed") and session.started_at is None:
             session.started_at, session.trajectory = at, session.trajectory or self.new_id("trj")
         if status == "completed":
-            session.result = result if result is not None else {
-                "output": f"Done: {session.instructions[:80]}", "turns": session.turns}
+            # GUESS: `result` is agent-defined; the emulator's holds the last answer.
+            session.result = result if result is not None else {"output": answer_to(session.told), "turns": session.turns}
             session.completed_at = at
+            self._harness(session, "finished", at, {"status": "completed"})
         elif status == "failed":
             session.error = error or "the agent run failed"
             session.completed_at = at
+            self._harness(session, "error", at, {"message": session.error})
         elif status == "cancelled":
             session.completed_at = at
 
+    def _harness(self, session: Session, event: str, at: datetime, payload: dict[str, Any]) -> None:
+        """Record one harness event. GUESS: the SDK says only sessions running a coding harness emit
+        events; every emulated session does, with payload fields of the emulator's choosing."""
+        session.events.append({"id": self.new_id("cse"), "event": event, "harness": "claude_code",
+                               "occurred_at": iso(at), "payload": payload})
+
     def _begin_turn(self, session: Session, at: datetime) -> None:
+        if session.started_at is None:
+            self._harness(session, "session_started", at, {})
         session.status = "running"
         session.started_at = session.started_at or at
         session.trajectory = session.trajectory or self.new_id("trj")
@@ -404,11 +429,15 @@ class Store:
             self._begin_turn(session, at)
             return
         session.turns += 1
+        self._harness(session, "message", at, {"role": "assistant", "text": answer_to(session.told)})
+        self._harness(session, "turn_complete", at, {"turn": session.turns})
+        # GUESS: unless scripted, a turn completes the session (a real agent decides when it is done).
         outcome = session.script.popleft() if session.script else "completed"
         if outcome == "waiting" and session.unread:
             self._begin_turn(session, at)  # messages arrived mid-turn: the agent reads them next turn
         elif outcome == "waiting":
             session.status, session.next_at = "waiting", None
+            self._harness(session, "needs_input", at, {})
         else:
             self.finish_session(session, outcome)
 
@@ -439,6 +468,7 @@ class Store:
             if any(r.status == "completed" for r in earlier):
                 raise Problem(409, "idempotency_conflict", "a completed run already exists for this idempotency_key")
             in_flight = [r for r in earlier if r.status not in RUN_TERMINAL]
+            # GUESS: a repeat while the first run is in flight is not documented; here it returns that run.
             if in_flight:
                 return in_flight[0]
         payload = {k: body[k] for k in ("message", "session_key", "thread_id", "user") if body.get(k) is not None}
@@ -454,6 +484,7 @@ class Store:
         return run
 
     def _route_to_session(self, routine: dict[str, Any], run: Run, message: str, *, scope_key: str) -> None:
+        # GUESS: how a `session` preset routes its invokes into keyed sessions (scopes are documented, the mechanics not).
         sender = (self.app_id, "app")
         known = self.sessions.get(self.keyed_sessions.get((routine["id"], scope_key), ""))
         if known is not None and known.status not in SESSION_TERMINAL:
@@ -511,7 +542,7 @@ class Store:
             run.duration_ms = int((at - started).total_seconds() * 1000)
         if status == "completed":
             run.result = result if result is not None else {
-                "message": f"Handled: {run.payload.get('message', '')}"[:200], "status": "ok"}
+                "message": f"Handled: {run.payload.get('message', '')}"[:200], "status": "ok"}  # GUESS: agent-defined
             if run.delivery["type"] != "none":
                 run.delivery.update(status="delivered", delivered_at=iso(at), delivered_message=self.new_id("msg"))
         elif status == "failed":
@@ -547,6 +578,7 @@ class Store:
 
 
 def _delivery(value: dict[str, Any] | None) -> dict[str, Any]:
+    # GUESS: the 422s for a delivery missing its thread or message (the fields are documented).
     if not value:
         return {"type": "none", "status": "not_requested"}
     kind = value.get("type")

@@ -10,8 +10,10 @@ AGH has no API key: the caller is the AGH session named by the X-AGH-Session-ID 
 missing, every call answers `unauthorized` before any request is made; `doctor()` says why.
 
 Mapping (wire facts: shared/platforms/agh.md):
-- spawn_agent -> POST /spawn. The run is the child session (run id = session id); `prompt` becomes
-  the child's `prompt_overlay`; `metadata` may only hold the spawn options of SPAWN_OPTIONS.
+- Agents and runs (agh_runs.py): list_agents reads GET /api/agents; spawn_agent creates the child with
+  POST /spawn and gives it the prompt as its first turn through the daemon's session prompt route;
+  the run is the child session (run id = session id), read, followed and stopped through the session
+  routes. `metadata` may only hold the spawn options of SPAWN_OPTIONS.
 - Channels: recv is a peek at the caller's pending inbound queue that consumes nothing, so this
   adapter keeps, per channel, the ids it has already returned: receive_channel_messages returns each
   pending message once (per process, or across processes when given a data dir). channel_history
@@ -35,21 +37,20 @@ from urllib.parse import quote
 import anyio
 
 from agentdeck.backends.agh_models import (
-    SPAWN_OPTIONS,
     channel_name,
     describe,
     lease_from_agh,
     message_from_agh,
     message_kind,
-    run_from_session,
     task_from_info,
     task_info,
     when,
 )
+from agentdeck.backends.agh_runs import AghRuns
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, Timeout, Unauthorized
-from agentdeck.models import Agent, AgentList, Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
+from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
 
 __all__ = ["AghBackend"]
 
@@ -57,9 +58,12 @@ _POLL = 0.5  # seconds between peeks while a receive waits behind messages alrea
 _IDENTITY_MARK = "[AGH identity_"  # how describe() marks an identity diagnostic
 
 
-class AghBackend(Backend):
+class AghBackend(AghRuns, Backend):
     kind = "agh"
-    capabilities = frozenset({Capability.AGENTS, Capability.CHANNELS, Capability.TASKS, Capability.CONTEXT})
+    capabilities = frozenset({
+        Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS,
+        Capability.CHANNELS, Capability.TASKS, Capability.CONTEXT,
+    })
 
     def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
         super().__init__(name)
@@ -101,13 +105,15 @@ class AghBackend(Backend):
             f"agent '{self._agent}'); run it from a live AGH agent session or fix backends.{self.name} (agentdeck doctor)."
         )
 
-    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: dict[int, Any] | None = None) -> Any:
+    def _check_identity(self) -> None:
         missing = self._identity_missing()
         if missing:
             raise Unauthorized(
                 f"No AGH identity: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. Start agentdeck from an AGH agent "
                 f"session (AGH sets them), or set session_id and agent under [backends.{self.name}]; then call again."
             )
+
+    def _errors(self, errors: dict[int, Any] | None) -> dict[int, Any]:
         table = dict(errors or {})
         other_403 = table.pop(403, None)
 
@@ -117,9 +123,17 @@ class AghBackend(Backend):
             return other_403(text) if other_403 else Unauthorized(f"{text}. AGH does not allow this for your session.")
 
         table[401], table[403] = self._unauthorized, forbidden
+        return table
+
+    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: dict[int, Any] | None = None) -> Any:
+        self._check_identity()
         if method == "POST" and json is None:
             json = {}  # AGH refuses an empty body on most routes
-        return await self._client.json(method, path, json=json, params=params, idempotent=idempotent, errors=table)
+        return await self._client.json(method, path, json=json, params=params, idempotent=idempotent, errors=self._errors(errors))
+
+    def _stream(self, method: str, path: str, *, json: Any = None, errors: dict[int, Any] | None = None) -> Any:
+        self._check_identity()
+        return self._client.stream(method, path, json=json, errors=self._errors(errors))
 
     async def _me(self) -> dict[str, Any]:
         me = (await self._call("GET", "/api/agent/me"))["me"]
@@ -131,50 +145,6 @@ class AghBackend(Backend):
         if not self._workspace:
             await self._me()
         return self._workspace or "global"
-
-    # agents -----------------------------------------------------------------------------------
-
-    async def list_agents(self) -> AgentList:
-        me = await self._me()
-        own = me.get("self") or {}
-        model = "/".join(v for v in (own.get("provider"), own.get("model")) if v)
-        text = f"your own agent (session {own.get('session_id', self._session)}, {model}); spawn_agent also starts any other agent the AGH daemon defines, by name"
-        return AgentList(agents=[Agent(name=own.get("agent_name") or self._agent, backend=self.name, description=text)])
-
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
-        if workspace:
-            raise InvalidArgument("AGH starts a spawned agent in your own session's workspace; omit workspace.")
-        if parent_run_id and parent_run_id != self._session:
-            raise InvalidArgument(f"On AGH the parent is always your own session ({self._session}); omit parent_run_id.")
-        unknown = sorted(set(metadata or {}) - set(SPAWN_OPTIONS))
-        if unknown:
-            raise InvalidArgument(f"AGH keeps no free-form metadata; metadata may only hold the spawn options {', '.join(SPAWN_OPTIONS)} (not {', '.join(unknown)}).")
-        if idempotency_key and idempotency_key in self._spawned:
-            return self._spawned[idempotency_key]
-        body: dict[str, Any] = {"agent_name": agent, "ttl_seconds": ttl_seconds or self.settings.spawn_ttl_seconds, "prompt_overlay": prompt}
-        body |= {k: v for k, v in (metadata or {}).items() if v is not None}
-        if name:
-            body["name"] = name
-        if idempotency_key:
-            body["idempotency_key"] = idempotency_key
-        over_budget = lambda text: Conflict(f"{text}. Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised.")  # noqa: E731
-        narrower = lambda text: InvalidArgument(f"{text}. Ask only for permissions your own session has (agentdeck://me).")  # noqa: E731
-        spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors={409: over_budget, 403: narrower}))["spawn"]
-        run = run_from_session(self.name, spawn["session"], spawn.get("lineage"), self._session)
-        if idempotency_key:
-            self._spawned[idempotency_key] = run
-        return run
 
     # channels ---------------------------------------------------------------------------------
 

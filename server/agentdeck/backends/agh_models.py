@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 SESSION_STATES = {"starting": "queued", "active": "running", "stopping": "running"}  # "stopped" goes by stop_reason
+IDLE_BADGES = ("idle", "waiting-for-auth")  # session/badge.go: "running" while a turn is active
 STOP_REASONS = {"": "succeeded", "completed": "succeeded", "user_canceled": "cancelled", "shutdown": "cancelled"}  # any other: failed
 TASK_STATES = {
     "queued": "queued", "claimed": "claimed", "starting": "claimed", "running": "claimed", "needs_attention": "claimed",
@@ -33,7 +34,7 @@ TASK_STATES = {
 PRIORITIES = {"low": 10, "medium": 20, "high": 30, "urgent": 40}  # AGH's own ranks
 MESSAGE_KINDS = ("status", "request", "reply", "blocker", "handoff", "result", "review_request")
 KIND_ALIASES = {"message": "status", "response": "result"}
-SPAWN_OPTIONS = ("permissions", "spawn_role", "auto_stop_on_parent", "provider", "model")
+SPAWN_OPTIONS = ("permissions", "spawn_role", "auto_stop_on_parent", "provider")  # `model` is ignored by AGH: refused
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def when(value: Any) -> datetime | None:
@@ -78,6 +79,11 @@ def run_from_session(backend: str, session: dict[str, Any], lineage: dict[str, A
     lineage = lineage or session.get("lineage") or {}
     state, reason = session.get("state", ""), session.get("stop_reason", "")
     normalized = SESSION_STATES.get(state) or STOP_REASONS.get(reason, "failed")
+    badge = session.get("badge") or ""
+    if state == "active" and badge in IDLE_BADGES and not (session.get("activity") or {}).get("turn_id"):
+        normalized = "waiting"  # no turn in progress: the child waits for its next prompt
+    if state == "active" and badge:
+        reason = badge
     details = {
         "workspace_id": session.get("workspace_id"), "channel": session.get("channel"), "provider": session.get("provider"),
         "model": session.get("model"), "spawn_role": lineage.get("spawn_role"), "spawn_depth": lineage.get("spawn_depth"),

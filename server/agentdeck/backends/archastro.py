@@ -16,27 +16,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from agentdeck.backends.times import parse_time
+from agentdeck.backends.archastro_models import (
+    AGENT_PAGES, API, INVOKE_OPTIONS, INVOKED_EVENT, KEY_FIELD, OPTIONS, PARENT_FIELD, ROUTINE_RUN_STATES,
+    RUN_SCAN_PAGES, SESSION_STATES, SESSION_WINDOW, SPAWN_OPTIONS, compact, result_artifacts, split_options,
+)
+from agentdeck.backends.archastro_sessions import SessionEvents
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
+from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
-from agentdeck.models import Agent, AgentList, Artifact, Routine, RoutineList, Run, RunError, RunPage
+from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunPage
 
 __all__ = ["ArchAstroBackend", "ROUTINE_RUN_STATES", "SESSION_STATES"]
-
-API = "/api/v1"
-INVOKED_EVENT = "agentroutine.invoked"
-SESSION_STATES = {"pending": "queued", "running": "running", "waiting": "waiting", "completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
-# A skipped routine run did no work and did not fail: it reads as cancelled, with platform_state "skipped".
-ROUTINE_RUN_STATES = {"pending": "queued", "running": "running", "completed": "succeeded", "failed": "failed", "skipped": "cancelled", "cancelled": "cancelled"}
-OPTIONS = "archastro"  # the metadata key that carries platform options in and platform details out
-KEY_FIELD, PARENT_FIELD = "agentdeck_idempotency_key", "agentdeck_parent_run_id"
-SPAWN_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "max_turns": int, "max_tokens": int, "max_runs_per_turn": int, "start_idle": bool, "thread": str, "team": str, "user": str,
-}
-INVOKE_OPTIONS: dict[str, type | tuple[type, ...]] = {"thread_id": str, "user": str, "delivery": dict, "participants": dict}
-SESSION_WINDOW = 100  # the platform lists at most the newest 100 sessions and has no cursor
-AGENT_PAGES, RUN_SCAN_PAGES = 10, 5
 
 
 class _AlreadyCompleted(Conflict):
@@ -47,40 +38,14 @@ class _Refused(InvalidArgument):
     """422 from invoke: diagnosed against the routine before it reaches the caller."""
 
 
-
-def _options(metadata: dict[str, Any] | None, allowed: dict[str, Any], what: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split `metadata` into (platform options from metadata.archastro, the metadata to store)."""
-    stored = dict(metadata or {})
-    options = stored.pop(OPTIONS, None) or {}
-    for reserved in (KEY_FIELD, PARENT_FIELD):
-        if reserved in stored:
-            raise InvalidArgument(f"metadata.{reserved} is reserved by agentdeck; use another key.")
-    if not isinstance(options, dict):
-        raise InvalidArgument(f"metadata.{OPTIONS} must be an object of {what} options: {', '.join(allowed)}.")
-    for key, value in options.items():
-        kind = allowed.get(key)
-        if kind is None:
-            raise InvalidArgument(f"metadata.{OPTIONS}.{key} is not a {what} option; use {', '.join(allowed)}.")
-        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
-            raise InvalidArgument(f"metadata.{OPTIONS}.{key} must be a {'positive integer' if kind is int else kind.__name__}.")  # type: ignore[union-attr]
-    return options, stored
-
-
-def _result_artifacts(result: Any) -> list[Artifact]:
-    if result is None:
-        return []
-    return [Artifact(kind="result", name="result", data=result if isinstance(result, dict) else {"value": result})]
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v not in (None, {}, [])}
-
-
-class ArchAstroBackend(Backend):
+class ArchAstroBackend(SessionEvents, Backend):
     """Agent sessions and agent routines of an ArchAstro app, through its secret API key."""
 
     kind = "archastro"
-    capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.ROUTINES})
+    capabilities = frozenset({
+        Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS,
+        Capability.ROUTINES, Capability.SESSION_DELETE,
+    })
 
     def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None) -> None:
         super().__init__(name)
@@ -101,11 +66,14 @@ class ArchAstroBackend(Backend):
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _require_key(self) -> None:
         if not self._has_key:
             raise Unauthorized(
                 f"Backend '{self.name}' has no ArchAstro API key: set {self.settings.api_key_env} (or secrets_file) to an sk_ key and restart."
             )
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._require_key()
         errors = {402: lambda text: Unsupported(f"{text}. The ArchAstro plan does not include this feature; upgrade the plan or use another backend.")}
         errors.update(kwargs.pop("errors", {}))
         return await self._client.json(method, API + path, errors=errors, **kwargs)
@@ -156,7 +124,7 @@ class ArchAstroBackend(Backend):
             )
         if workspace is not None:
             raise InvalidArgument("ArchAstro sessions have no workspace; omit workspace.")
-        options, stored = _options(metadata, SPAWN_OPTIONS, "spawn")
+        options, stored = split_options(metadata, SPAWN_OPTIONS, "spawn")
         agent_id = await self._agent_id(agent)
         if parent_run_id:
             stored[PARENT_FIELD] = parent_run_id
@@ -166,7 +134,7 @@ class ArchAstroBackend(Backend):
             for item in earlier.get("data") or []:
                 if (item.get("metadata") or {}).get(KEY_FIELD) == idempotency_key:
                     return self._session_run(item)
-        body = _compact({"agent": agent_id, "instructions": prompt, "name": name, "metadata": stored, **options})
+        body = compact({"agent": agent_id, "instructions": prompt, "name": name, "metadata": stored, **options})
         # Creating a session is not idempotent on the platform, so a failed create is never repeated.
         created = await self._call(
             "POST", "/agent_sessions", json=body, idempotent=False,
@@ -226,11 +194,15 @@ class ArchAstroBackend(Backend):
     async def send_followup(self, run_id: str, message: str) -> Run:
         if run_id.startswith("arr_"):
             raise Unsupported("A routine run takes no follow-ups; invoke_routine again with the same session_key to continue its session.")
-        data = await self._call(
-            "POST", f"/agent_sessions/{self._session_id(run_id)}/message", json={"content": message, "role": "user"}, idempotent=False,
-            errors={422: lambda text: Conflict(f"{text}. The session has ended and takes no more messages; spawn_agent a new one.")},
-        )
+        # A 422 is documented only as "Validation failed": its message is the platform's own.
+        data = await self._call("POST", f"/agent_sessions/{self._session_id(run_id)}/message", json={"content": message, "role": "user"}, idempotent=False)
         return self._session_run(data)
+
+    async def delete_session(self, run_id: str) -> Run:
+        run = await self.get_run(self._session_id(run_id))
+        ended = lambda text: Conflict(f"{text}. Only an ended session (completed, failed or cancelled) can be deleted; cancel_run it first.")  # noqa: E731
+        await self._call("DELETE", f"/agent_sessions/{run.id}", errors={422: ended})
+        return run.model_copy(update={"platform_state": "deleted"})
 
     def _session_id(self, run_id: str) -> str:
         if not run_id.startswith("ase_"):
@@ -252,7 +224,7 @@ class ArchAstroBackend(Backend):
             platform_state=status, name=data.get("name"), created_at=parse_time(data.get("created_at")),
             started_at=parse_time(data.get("started_at")), ended_at=parse_time(data.get("completed_at")),
             parent_run_id=parent if isinstance(parent, str) else None, thread_id=data.get("thread"), error=error,
-            artifacts=_result_artifacts(data.get("result")), metadata={**metadata, OPTIONS: _compact(details)},
+            artifacts=result_artifacts(data.get("result")), metadata={**metadata, OPTIONS: compact(details)},
         )
 
     def _routine_run(self, data: dict[str, Any]) -> Run:
@@ -270,9 +242,9 @@ class ArchAstroBackend(Backend):
             id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,  # type: ignore[arg-type]
             platform_state=status, routine=data.get("routine"), created_at=parse_time(data.get("created_at")),
             ended_at=parse_time(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
-            error=error, artifacts=_result_artifacts(result),
+            error=error, artifacts=result_artifacts(result),
             usage={"duration_ms": data["duration_ms"]} if data.get("duration_ms") is not None else {},
-            metadata={**metadata, OPTIONS: _compact(details)},
+            metadata={**metadata, OPTIONS: compact(details)},
         )
 
     # --- routines --------------------------------------------------------------------------
@@ -316,16 +288,17 @@ class ArchAstroBackend(Backend):
     ) -> Run:
         if not message:
             raise InvalidArgument("ArchAstro routines need a message: pass the text the routine's agent should act on.")
-        options, stored = _options(metadata, INVOKE_OPTIONS, "invoke")
+        options, stored = split_options(metadata, INVOKE_OPTIONS, "invoke")
         routine_id = await self._routine_id(routine)
         if idempotency_key:
             stored[KEY_FIELD] = idempotency_key
-        body = _compact({"message": message, "idempotency_key": idempotency_key, "session_key": session_key, "metadata": stored, **options})
+        body = compact({"message": message, "idempotency_key": idempotency_key, "session_key": session_key, "metadata": stored, **options})
         try:
             data = await self._call(
                 "POST", f"/agent_routines/{routine_id}/invoke", json=body,
-                # With a key the platform hands back the in-flight run for a repeat, so a retry cannot duplicate.
-                idempotent=bool(idempotency_key),
+                # Never repeated: what a repeated key does while the first run is in flight is undocumented
+                # (only a completed run answers 409), so a blind retry could start a second run.
+                idempotent=False,
                 errors={409: _AlreadyCompleted, 422: _Refused},
             )
         except _AlreadyCompleted as exc:

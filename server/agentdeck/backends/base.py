@@ -259,14 +259,14 @@ class Backend:
         return {}
 
 
-async def poll_until_done(backend: Backend, run_id: str, timeout: float, progress: Progress) -> Run:
-    """Poll get_run with capped backoff until the run ends or `timeout` passes."""
+async def poll_until_done(backend: Backend, run_id: str, timeout: float, progress: Progress, settled: Callable[[Run], bool] = lambda run: run.done) -> Run:
+    """Poll get_run with capped backoff until the run ends (or is `settled`) or `timeout` passes."""
     delay, step = 0.5, 0
     with anyio.move_on_after(timeout):
         while True:
             run = await backend.get_run(run_id)
             step += 1
-            if run.done:
+            if settled(run):
                 return run
             await progress(step, f"run {run_id} is {run.state}")
             await anyio.sleep(delay)

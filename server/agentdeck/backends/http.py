@@ -269,6 +269,25 @@ class PlatformClient:
         except httpx2.TransportError as exc:
             raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from None
 
+    @asynccontextmanager
+    async def stream(self, method: str, path: str, *, json: Any = None, errors: Mapping[int, ErrorFactory] | None = None) -> AsyncIterator[httpx2.Response]:
+        """Send one call without retries and yield its 2xx response unread, for bodies read bit by bit.
+
+        Leaving the block closes the connection, whatever is left unread. Errors map like `request`.
+        """
+        try:
+            async with self._client.stream(method, path, json=json) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise self._error(response, _retry_after(response), errors or {})
+                yield response
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}); check that it is up and the URL is right, then call again.") from None
+        except httpx2.TimeoutException as exc:
+            raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}).") from None
+        except httpx2.TransportError as exc:
+            raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).") from None
+
     async def _events(self, source: Any) -> AsyncIterator[ServerSentEvent]:
         try:
             async for event in source:
