@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agentdeck import __version__
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unsupported
+from agentdeck.identity import RunTokens, bind_callers
 from agentdeck.resources import register_resources
 from agentdeck.schemas import compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
@@ -167,11 +168,13 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
     if config.http.oauth is not None:
         from agentdeck.oauth import IntrospectionVerifier, auth_settings
 
-        resource_url = f"http://{config.http.host}:{config.http.port}{config.http.path}"
-        auth = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
+        settings = auth_settings(config.http.oauth, f"http://{config.http.host}:{config.http.port}{config.http.path}")
+        verifier = IntrospectionVerifier(config.http.oauth, run_tokens=RunTokens(config.http.secret.get_secret_value()), resource=str(settings.resource_server_url))
+        auth = {"auth": settings, "token_verifier": verifier}
     server = AgentdeckServer(
         deck, name="agentdeck", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level=config.log_level.upper(), tools=tools, **auth
     )
+    server.middleware.append(bind_callers(deck.owner))
     server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
     return server

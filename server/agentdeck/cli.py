@@ -145,13 +145,9 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     log = logging.getLogger("agentdeck")
     try:
         if args.http:
-            import uvicorn
+            from agentdeck.transport import serve_http
 
-            from agentdeck.transport import build_http_app
-
-            app = build_http_app(server, config, stateless=args.stateless)
-            log.info("serving MCP at http://%s:%s%s", config.http.host, config.http.port, config.http.path)
-            uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning", lifespan="on")
+            serve_http(server, config, stateless=args.stateless)
         else:
             log.info("serving MCP on stdio as %s", config.resolved_identity)
             anyio.run(server.run_stdio_async)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.config import LocalConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
+from agentdeck.identity import Caller, current
 from agentdeck.models import (
     Agent,
     AgentList,
@@ -98,11 +100,13 @@ class LocalBackend(Channels, Tasks, Backend):
         }
     )
 
-    def __init__(self, name: str, config: LocalConfig, *, identity: str, data_dir: Path, caller_run_id: str | None = None, config_path: str | None = None) -> None:
+    run_credentials: Callable[[str, float], dict[str, str]] | None = None
+    """(run id, seconds) -> environment that lets the run's agent connect to this server as itself; set when serving HTTP."""
+
+    def __init__(self, name: str, config: LocalConfig, *, owner: Caller, data_dir: Path, config_path: str | None = None) -> None:
         super().__init__(name)
         self.config = config
-        self.identity = identity
-        self.caller_run_id = caller_run_id
+        self.owner = owner
         self.data_dir = data_dir
         self._config_path = config_path
         self.workspace_root = (config.workspace_root or data_dir / "workspaces").resolve()
@@ -110,6 +114,15 @@ class LocalBackend(Channels, Tasks, Backend):
         self.wakeups: Wakeups = self._wakeups_for(self.store)
         self._host = socket.gethostname()
         self._sessions = 0
+
+    @property
+    def caller(self) -> Caller:
+        """Who the request being served comes from (identity.py); the process's own outside a request."""
+        return current(self.owner)
+
+    @property
+    def identity(self) -> str:  # type: ignore[override]
+        return self.caller.identity
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -177,7 +190,7 @@ class LocalBackend(Channels, Tasks, Backend):
             workspace=workspace,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
-            parent_run_id=parent_run_id or self.caller_run_id,
+            parent_run_id=parent_run_id or self.caller.run_id,
             scope=f"spawn:{self.identity}",
             key=idempotency_key,
         )
@@ -191,6 +204,7 @@ class LocalBackend(Channels, Tasks, Backend):
         json_size(fields.get("metadata"), "metadata", 16 * 1024)
         depth = 0
         if parent_run_id:
+            self._may_spend_budget_of(parent_run_id)
             parent = await self.store.get_run(parent_run_id)
             if parent is None:
                 raise NotFound(f"No parent run '{parent_run_id}'; pass a run id from list_runs, or omit parent_run_id.")
@@ -224,6 +238,14 @@ class LocalBackend(Channels, Tasks, Backend):
             await self.wakeups.publish("runs")
         return self._run(stored)
 
+    def _may_spend_budget_of(self, parent_run_id: str) -> None:
+        caller = self.caller
+        if not caller.operator and caller.run_id != parent_run_id:
+            raise Unauthorized(
+                f"Only run {parent_run_id} itself (or the server's operator) may spend its spawn budget, and you are '{caller.identity}'. "
+                "Start a run of your own without parent_run_id; a follow-up counts against the parent of the run it follows."
+            )
+
     def _workspace(self, workspace: str | None) -> Path:
         root = self.workspace_root
         target = (root / workspace).resolve() if workspace else root
@@ -243,6 +265,8 @@ class LocalBackend(Channels, Tasks, Backend):
             AGENTDECK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
         )
+        if self.run_credentials is not None:
+            env.update(self.run_credentials(run["id"], ttl + self.config.cancel_grace_seconds + 60))
         if self._config_path:
             env["AGENTDECK_CONFIG"] = self._config_path
         if self.config.store:
@@ -434,7 +458,7 @@ class LocalBackend(Channels, Tasks, Backend):
             routine=routine,
             metadata=metadata,
             thread_id=f"{routine}:{session_key}" if session_key else None,
-            parent_run_id=self.caller_run_id,
+            parent_run_id=self.caller.run_id,
             scope=f"routine:{routine}",
             key=idempotency_key,
         )
