@@ -215,3 +215,39 @@ async def test_over_stdio_a_run_spends_only_its_own_spawn_budget(tmp_path: Path)
             refused = await fail(agent, "spawn_agent", {"agent": "echo", "prompt": "theft", "parent_run_id": other["id"]})
             assert refused["code"] == "unauthorized" and other["id"] in refused["message"]
         assert (await call(operator, "spawn_agent", {"agent": "echo", "prompt": "ok", "parent_run_id": other["id"]}))["parent_run_id"] == other["id"]
+
+
+def test_token_settings_name_the_entry_at_fault_and_never_the_token(tmp_path: Path) -> None:
+    from agentdeck.config import load_config
+    from agentdeck.errors import ConfigError
+
+    write = tmp_path / "agentdeck.toml"
+    write.write_text(agents_toml())
+    for variable, expected in (
+        ("alice:secret-0123456789abc,bad name:secret-1123456789abc", "AGENTDECK_HTTP_TOKENS entry 2: the identity before ':'"),
+        ("alice:secret-0123456789abc,bob:secret-0123456789abc", "AGENTDECK_HTTP_TOKENS entry 2: this token is listed twice"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            load_config(env=server_env(tmp_path, AGENTDECK_HTTP_TOKENS=variable))
+        assert expected in str(refused.value) and "secret-" not in str(refused.value)
+    write.write_text(agents_toml() + f'\n[http]\ntokens_file = "{tmp_path / "missing"}"\n')
+    with pytest.raises(ConfigError, match="http.tokens_file: cannot read"):
+        load_config(env=server_env(tmp_path))
+    (tmp_path / "missing").write_text("# comment\n\n  dave:secret-2123456789abc  \nsecret-3123456789abc\n")
+    tokens = load_config(env=server_env(tmp_path, AGENTDECK_HTTP_TOKENS="erin:secret-4123456789abc")).http.tokens
+    assert [(t.identity, t.value.get_secret_value()) for t in tokens] == [
+        ("erin", "secret-4123456789abc"),
+        ("dave", "secret-2123456789abc"),
+        (None, "secret-3123456789abc"),
+    ]
+
+
+def test_a_run_token_names_its_run_until_it_expires_and_only_under_its_key() -> None:
+    from agentdeck.identity import RunTokens
+
+    tokens = RunTokens("key-0123456789abcdef")
+    token = tokens.issue("run_abc", 60)
+    assert tokens.verify(token) == "run_abc"
+    assert RunTokens("another-key-0123456789").verify(token) is None
+    assert tokens.verify(token.replace("run_abc", "run_abd")) is None
+    assert tokens.verify(tokens.issue("run_abc", -5)) is None
