@@ -163,8 +163,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def http_server(env: dict[str, str], *args: str, port: int | None = None) -> Iterator[str]:
-    """Start `agentdeck serve --http` and yield its MCP URL once /healthz answers."""
+def http_server(env: dict[str, str], *args: str, port: int | None = None, connect: str = "127.0.0.1") -> Iterator[str]:
+    """Start `agentdeck serve --http` and yield its MCP URL once /healthz answers at `connect`."""
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentdeck", "serve", "--http", "--port", str(port), *args],
@@ -178,14 +178,14 @@ def http_server(env: dict[str, str], *args: str, port: int | None = None) -> Ite
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
             try:
-                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if httpx2.get(f"http://{connect}:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start")
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://{connect}:{port}/mcp"
     finally:
         proc.terminate()
         try:

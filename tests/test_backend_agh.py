@@ -26,6 +26,7 @@ from agentdeck.backends.agh import AghBackend
 from agentdeck.backends.agh_models import run_from_session
 from agentdeck.config import load_config
 from agentdeck.doctor import _check
+from agentdeck.identity import process_caller
 from tests.emulators.agh import create_app
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
@@ -327,7 +328,7 @@ async def test_returned_message_ids_persist_in_the_data_dir_for_the_same_session
 
     def deck() -> Deck:
         backend = AghBackend("agh", config.backends["agh"], transport=httpx2.ASGITransport(app=app), data_dir=tmp_path)
-        return Deck({"agh": backend}, "agh", config.resolved_identity)
+        return Deck({"agh": backend}, "agh", process_caller(config))
 
     async with serve(config, deck=deck()) as mcp:
         assert [m["id"] for m in (await mcp.ok("receive_channel_messages", channel="general"))["messages"]] == [first]

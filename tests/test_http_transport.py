@@ -34,7 +34,7 @@ def plain_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 def token_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     directory = tmp_path_factory.mktemp("http-auth")
     write_config(directory)
-    with http_server(server_env(directory, AGENTDECK_HTTP_TOKENS="tok-one,tok-two")) as url:
+    with http_server(server_env(directory, AGENTDECK_HTTP_TOKENS="tok-one-0123456789,tok-two-0123456789")) as url:
         yield url
 
 
@@ -65,7 +65,7 @@ def test_an_oversized_body_is_refused(plain_server: str) -> None:
 def test_requests_without_a_valid_bearer_token_are_refused_when_tokens_are_configured(token_server: str) -> None:
     missing = httpx2.post(token_server, json=INIT, headers=HEADERS)
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
-    wrong = httpx2.post(token_server, json=INIT, headers=HEADERS | {"Authorization": "Bearer tok-three"})
+    wrong = httpx2.post(token_server, json=INIT, headers=HEADERS | {"Authorization": "Bearer tok-three-0123456789"})
     assert wrong.status_code == 401
     assert "tok-one" not in missing.text + wrong.text
     health = httpx2.get(token_server.replace("/mcp", "/healthz"))
@@ -73,7 +73,7 @@ def test_requests_without_a_valid_bearer_token_are_refused_when_tokens_are_confi
 
 
 async def test_a_client_with_a_configured_token_gets_through(token_server: str) -> None:
-    http = httpx2.AsyncClient(headers={"Authorization": "Bearer tok-two"})
+    http = httpx2.AsyncClient(headers={"Authorization": "Bearer tok-two-0123456789"})
     from mcp.client.streamable_http import streamable_http_client
 
     async with http:
@@ -84,7 +84,7 @@ async def test_a_client_with_a_configured_token_gets_through(token_server: str) 
 
 def test_public_bind_with_tokens_starts(tmp_path: Path) -> None:
     write_config(tmp_path)
-    with http_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok"), "--host", "0.0.0.0") as url:
+    with http_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok-0123456789abcdef"), "--host", "0.0.0.0") as url:
         assert httpx2.get(url.replace("/mcp", "/healthz")).status_code == 200
 
 

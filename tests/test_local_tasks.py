@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentdeck.backends.local.store_api import LeaseError, Store, new_id
+from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Store, new_id
 from tests.helpers import call, config_for, fail, local_client
 
 pytestmark = pytest.mark.usefixtures("store_url")
@@ -33,8 +33,8 @@ async def test_an_expired_lease_returns_the_task_to_the_queue_and_fences_out_the
     second = await store.claim_next("q", "fast", 30, 131.0)
     assert second is not None and second["id"] == task_id and second["attempts"] == 2
     for call_old in (
-        lambda: store.heartbeat(first["lease_run_id"], first["claim_token"], 30, 132.0),
-        lambda: store.settle(first["lease_run_id"], first["claim_token"], "completed", 132.0),
+        lambda: store.heartbeat(first["lease_run_id"], first["claim_token"], 30, 132.0, holder="slow"),
+        lambda: store.settle(first["lease_run_id"], first["claim_token"], "completed", 132.0, holder="slow"),
     ):
         try:
             await call_old()
@@ -42,7 +42,7 @@ async def test_an_expired_lease_returns_the_task_to_the_queue_and_fences_out_the
             assert "claimed again" in exc.reason
         else:
             raise AssertionError("the stale holder was not refused")
-    done = await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, result={"ok": True})
+    done = await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, holder="fast", result={"ok": True})
     assert done["state"] == "completed"
 
 
@@ -51,7 +51,7 @@ async def test_a_lease_that_expired_without_a_new_claim_is_refused_too(store: St
     lease = await store.claim_next("q", "w", 30, 100.0)
     assert lease is not None
     try:
-        await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 131.0)
+        await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 131.0, holder="w")
     except LeaseError as exc:
         assert "expired" in exc.reason
     else:
@@ -62,10 +62,26 @@ async def test_heartbeat_extends_the_lease_past_its_first_expiry(store: Store) -
     await _add(store, "t")
     lease = await store.claim_next("q", "w", 30, 100.0)
     assert lease is not None
-    extended = await store.heartbeat(lease["lease_run_id"], lease["claim_token"], 30, 125.0)
+    extended = await store.heartbeat(lease["lease_run_id"], lease["claim_token"], 30, 125.0, holder="w")
     assert extended["lease_expires_at"] == 155.0
     assert await store.claim_next("q", "other", 30, 140.0) is None
-    assert (await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 150.0))["state"] == "completed"
+    assert (await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 150.0, holder="w"))["state"] == "completed"
+
+
+async def test_only_the_identity_that_claimed_a_task_settles_it_even_with_the_token(store: Store) -> None:
+    task_id = await _add(store, "t")
+    lease = await store.claim_next("q", "alice", 30, 100.0)
+    assert lease is not None
+    for settle_as_bob in (
+        lambda: store.heartbeat(lease["lease_run_id"], lease["claim_token"], 30, 101.0, holder="bob"),
+        lambda: store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 101.0, holder="bob"),
+        lambda: store.settle(lease["lease_run_id"], lease["claim_token"], "released", 101.0, holder="bob"),
+    ):
+        with pytest.raises(ForeignClaim) as refused:
+            await settle_as_bob()
+        assert refused.value.holder == "alice"
+    assert (await store.get_task(task_id))["state"] == "claimed"  # type: ignore[index]
+    assert (await store.settle(lease["lease_run_id"], lease["claim_token"], "completed", 102.0, holder="alice"))["state"] == "completed"
 
 
 async def test_expired_lease_on_the_last_attempt_fails_the_task(store: Store) -> None:

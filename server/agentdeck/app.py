@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agentdeck import __version__
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavailable, Unsupported
+from agentdeck.identity import RunTokens, bind_callers
 from agentdeck.resources import register_resources
 from agentdeck.schemas import blank_means_none, compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
@@ -257,8 +258,9 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
     if config.http.oauth is not None:
         from agentdeck.oauth import IntrospectionVerifier, auth_settings
 
-        resource_url = f"http://{config.http.host}:{config.http.port}{config.http.path}"
-        options = {"auth": auth_settings(config.http.oauth, resource_url), "token_verifier": IntrospectionVerifier(config.http.oauth)}
+        settings = auth_settings(config.http.oauth, f"http://{config.http.host}:{config.http.port}{config.http.path}")
+        verifier = IntrospectionVerifier(config.http.oauth, run_tokens=RunTokens(config.http.secret.get_secret_value()), resource=str(settings.resource_server_url))
+        options = {"auth": settings, "token_verifier": verifier}
     if config.http.request_state_keys:
         # Replicas behind one URL share these keys, so state sealed by one is opened by another.
         options["request_state_security"] = RequestStateSecurity(keys=[k.get_secret_value() for k in config.http.request_state_keys])
@@ -274,6 +276,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
         subscriptions=bus,
         **options,
     )
+    server.middleware.append(bind_callers(deck.owner))
     server.middleware.append(narrow_by_headers(selected))
     register_resources(server, deck)
     if watcher is not None:

@@ -165,14 +165,10 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
     log = logging.getLogger("agentdeck")
     # The server's lifespan opens and closes the backends on its own event loop.
     if args.http:
-        from agentdeck.transport import build_http_app, serve_http
-
+        from agentdeck.transport import serve_http
         from agentdeck.ui import Dashboard
 
-        dashboard = Dashboard(config, port=config.http.port)
-        app = build_http_app(server, config, stateless=args.stateless, dashboard=dashboard)
-        log.info("serving MCP at http://%s:%s%s and the dashboard at /ui/", config.http.host, config.http.port, config.http.path)
-        serve_http(app, config, before_shutdown=server.deck.stop_waiting)
+        serve_http(server, config, stateless=args.stateless, dashboard=Dashboard(config, port=config.http.port))
     else:
         log.info("serving MCP on stdio as %s", config.resolved_identity)
         anyio.run(server.run_stdio_async)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import secrets
 import socket
 import sys
 import tomllib
@@ -29,8 +30,10 @@ __all__ = [
     "ArchAstroConfig",
     "AzureFoundryConfig",
     "BackendConfig",
+    "BearerToken",
     "Config",
     "HttpConfig",
+    "IDENTITY_NAME",
     "LocalConfig",
     "OAuthConfig",
     "OzConfig",
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+"""What a client may be called: shown to other agents as a sender, and the key of cursors and claims."""
 
 
 class _Settings(BaseModel):
@@ -201,19 +206,40 @@ class OAuthConfig(_Settings):
     resource_url: str | None = Field(default=None, description="this server's public MCP URL; default http://host:port/path")
     required_scopes: list[str] = Field(default_factory=list, description="scopes every token must carry")
     validate_resource: bool = Field(default=True, description="accept only tokens issued for resource_url (RFC 8707)")
+    identity_from: Literal["subject", "client_id"] = Field(
+        default="subject", description="which field of the introspected token names the client: `sub` (the user) or `client_id` (the application)"
+    )
     client_secret: SecretStr | None = Field(default=None, exclude=True)
+
+
+class BearerToken(_Settings):
+    """A static HTTP bearer token and the identity its holder gets (None: the server's own)."""
+
+    identity: str | None
+    value: SecretStr
 
 
 class HttpConfig(_Settings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     path: str = "/mcp"
-    auth_tokens_env: str = Field(default="AGENTDECK_HTTP_TOKENS", description="environment variable holding comma-separated bearer tokens")
+    auth_tokens_env: str = Field(
+        default="AGENTDECK_HTTP_TOKENS", description="environment variable holding comma-separated bearer tokens, each `name:token` or a bare token"
+    )
+    tokens_file: Path | None = Field(default=None, description="file of more bearer tokens: one `name:token` or bare token a line, `#` comments")
+    trust_identity_header: bool = Field(
+        default=False, description="on a loopback bind without auth, a client names itself with an X-Agentdeck-Identity header"
+    )
+    secret_env: str = Field(
+        default="AGENTDECK_HTTP_SECRET", description="environment variable holding the key that signs spawned agents' run tokens; share it between replicas"
+    )
+    header_timeout_seconds: float = Field(default=10.0, gt=0, description="close a connection whose request headers are not complete in this time")
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     oauth: OAuthConfig | None = Field(default=None, description="OAuth 2.1 resource-server mode instead of static tokens")
-    tokens: list[SecretStr] = Field(default_factory=list, exclude=True)
+    tokens: list[BearerToken] = Field(default_factory=list, exclude=True)
+    secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)), exclude=True)
     request_state_keys_env: str = Field(
         default="AGENTDECK_REQUEST_STATE_KEYS",
         description="environment variable holding comma-separated keys (32+ random characters each; the first seals) that "
@@ -378,8 +404,7 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> None:
             if not backend.socket and not backend.base_url:
                 home = Path(env.get("AGH_HOME") or Path.home() / ".agh")
                 backend.socket = str(home / "daemon.sock")
-    tokens = env.get(config.http.auth_tokens_env, "")
-    config.http.tokens = [SecretStr(t) for t in _split(tokens)]
+    _resolve_tokens(config.http, env)
     keys = _split(env.get(config.http.request_state_keys_env, ""))
     if any(len(k) < 32 for k in keys):
         raise ConfigError(f"{config.http.request_state_keys_env}: each key must be at least 32 characters; make one with `openssl rand -hex 32`")
@@ -387,6 +412,30 @@ def _resolve_secrets(config: Config, env: Mapping[str, str]) -> None:
     if config.http.oauth is not None:
         secret = env.get(config.http.oauth.client_secret_env)
         config.http.oauth.client_secret = SecretStr(secret) if secret else None
+
+
+def _resolve_tokens(http: HttpConfig, env: Mapping[str, str]) -> None:
+    """Static bearer tokens from the variable and the tokens file; the run-token key (random unless set)."""
+    sources = [(f"{http.auth_tokens_env} entry {i}", entry) for i, entry in enumerate(_split(env.get(http.auth_tokens_env, "")), 1)]
+    if http.tokens_file is not None:
+        try:
+            lines = http.tokens_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"http.tokens_file: cannot read {http.tokens_file}: {type(exc).__name__}") from None
+        sources += [(f"http.tokens_file line {n}", line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.strip().startswith("#")]
+    tokens: list[BearerToken] = []
+    for where, entry in sources:
+        name, colon, value = entry.partition(":")
+        if not colon:
+            name, value = "", entry
+        if colon and not IDENTITY_NAME.match(name):
+            raise ConfigError(f"{where}: the identity before ':' must be letters, digits, '_', '.', '@', '-' (at most 128)")
+        if any(t.value.get_secret_value() == value for t in tokens):
+            raise ConfigError(f"{where}: this token is listed twice; give each client its own token")
+        tokens.append(BearerToken(identity=name or None, value=SecretStr(value)))
+    http.tokens = tokens
+    if env.get(http.secret_env):
+        http.secret = SecretStr(env[http.secret_env])
 
 
 def _from_secrets_file(path: Path | None, name: str) -> str | None:

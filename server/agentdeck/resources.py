@@ -27,9 +27,10 @@ async def context_info(deck: Deck) -> ContextInfo:
             platform[name] = await backend.context()
         except AgentdeckError as exc:
             platform[name] = {"error": exc.to_dict()}
+    caller = deck.caller()
     return ContextInfo(
-        identity=deck.identity,
-        run_id=deck.run_id,
+        identity=caller.identity,
+        run_id=caller.run_id,
         backends=[
             BackendInfo(name=n, kind=b.kind, default=n == deck.default, capabilities=sorted(c.value for c in b.capabilities))
             for n, b in deck.backends.items()
@@ -64,7 +65,8 @@ def register_resources(server: MCPServer[Any], deck: Deck) -> None:
     @server.resource("agentdeck://me", name="me", mime_type="application/json")
     async def me() -> str:
         """Your identity and what the default backend knows about you (on AGH: session, soul, coordinator)."""
-        return _json({"identity": deck.identity, "run_id": deck.run_id, "backend": default.name, "platform": await _guard(default.context())})
+        caller = deck.caller()
+        return _json({"identity": caller.identity, "run_id": caller.run_id, "backend": default.name, "platform": await _guard(default.context())})
 
     if Capability.RUNS in default.capabilities:
 

@@ -75,7 +75,9 @@ _NOTES: dict[tuple[str, str] | str, str] = {
 _INTROS: dict[str, str] = {
     "Config": "Keys at the top of the file.",
     "HttpConfig": "Used by `agentdeck serve --http`. Loopback is the default bind; any other address is "
-    "refused unless bearer tokens are set in the variable named by `auth_tokens_env`.",
+    "refused unless clients must authenticate: bearer tokens (in the variable named by `auth_tokens_env` "
+    "or in `tokens_file`, each at least 16 characters) or `[http.oauth]`. A `name:token` entry gives its "
+    "client the identity `name`; a bare token is the server's own identity.",
     "LocalConfig": "The embedded platform: a SQLite store plus subprocess agents. It is the default backend, "
     "with the built-in `echo` agent and `greet` routine, when the file configures none.",
 }
@@ -120,7 +122,7 @@ def _lines() -> Iterator[str]:
     yield ""
     yield "Secrets are never keys of the file. A remote backend names the environment variable that"
     yield "holds its key (`api_key_env`), or a `secrets_file`; HTTP bearer tokens come from the variable"
-    yield "named by `http.auth_tokens_env`."
+    yield "named by `http.auth_tokens_env` or from `http.tokens_file`."
     yield ""
     yield from _env_section()
     yield from _model_section("Top level", Config)
@@ -152,7 +154,9 @@ def _env_section() -> Iterator[str]:
     for var, key, meaning in _OTHER_ENV:
         yield f"| `{var}` | {key} | {_cell(meaning)} |"
     tokens = HttpConfig.model_fields["auth_tokens_env"].default
-    yield f"| `{tokens}` | | HTTP bearer tokens, comma-separated (the default of `http.auth_tokens_env`) |"
+    yield f"| `{tokens}` | | HTTP bearer tokens, comma-separated, each `name:token` or bare (the default of `http.auth_tokens_env`) |"
+    secret = HttpConfig.model_fields["secret_env"].default
+    yield f"| `{secret}` | | key that signs spawned agents' run tokens; the same on every replica (the default of `http.secret_env`) |"
     keys = HttpConfig.model_fields["request_state_keys_env"].default
     yield f"| `{keys}` | | keys sealing multi-round-trip request state, shared by replicas (the default of `http.request_state_keys_env`) |"
     for model in backend_models():

@@ -33,6 +33,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Res
 from mcp.types import INVALID_REQUEST, EmptyResult, SubscribeRequestParams, SubscriptionsListenRequestParams, UnsubscribeRequestParams
 
 from agentdeck.backends import Deck
+from agentdeck.identity import caller_of
 from agentdeck.backends.local.watch import LIST, Change, Watcher
 
 __all__ = ["NotificationBus", "client_identity", "install"]
@@ -49,10 +50,10 @@ _STATELESS = (
 def client_identity(ctx: ServerRequestContext[Any, Any], deck: Deck) -> str:
     """Who the client behind this request is: the identity channel messages are filtered for.
 
-    Today one identity per process (the deck's); where identity becomes per HTTP client, this
-    is the one place to ask for it.
+    Over HTTP the caller the transport authenticated (identity.py), else the process's own.
     """
-    return deck.identity
+    scope = getattr(ctx.request, "scope", None) or {}
+    return (caller_of(scope.get("user")) or deck.owner).identity
 
 
 @dataclass(frozen=True)

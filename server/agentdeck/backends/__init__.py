@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import anyio.abc
 
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.errors import ConfigError, InvalidArgument
+from agentdeck.identity import Caller, current, process_caller
 
 __all__ = ["Backend", "Capability", "Deck"]
 
@@ -32,13 +33,12 @@ ADAPTERS = {
 
 
 class Deck:
-    """The backends by configured name, with the default one and the caller's identity."""
+    """The backends by configured name, with the default one; `owner` is the process's own caller."""
 
-    def __init__(self, backends: dict[str, Backend], default: str, identity: str, run_id: str | None = None) -> None:
+    def __init__(self, backends: dict[str, Backend], default: str, owner: Caller) -> None:
         self.backends = backends
         self.default = default
-        self.identity = identity
-        self.run_id = run_id
+        self.owner = owner
         self._sessions = 0
         self._waiting: set[anyio.CancelScope] = set()
         self._stopping = False
@@ -50,7 +50,17 @@ class Deck:
         for name, settings in config.backends.items():
             backends[name] = _build(name, settings, config, (transports or {}).get(name))
             backends[name].max_wait_seconds = config.max_wait_seconds
-        return cls(backends, config.default, config.resolved_identity, config.run_id)
+        return cls(backends, config.default, process_caller(config))
+
+    def caller(self) -> Caller:
+        """Who the request being served comes from (see identity.py)."""
+        return current(self.owner)
+
+    def give_runs_credentials(self, credentials: Callable[[str, float], dict[str, str]]) -> None:
+        """Agents the local platform starts from now on get `credentials(run_id, seconds)` in their environment."""
+        for backend in self.backends.values():
+            if hasattr(backend, "run_credentials"):
+                backend.run_credentials = credentials
 
     def any_has(self, capability: Capability) -> bool:
         return any(capability in b.capabilities for b in self.backends.values())
@@ -120,9 +130,8 @@ def _build(name: str, settings: Any, config: Any, transport: Any) -> Backend:
         return LocalBackend(
             name,
             settings,
-            identity=config.resolved_identity,
+            owner=process_caller(config),
             data_dir=data_dir,
-            caller_run_id=config.run_id,
             config_path=getattr(config, "source_path", None),
         )
     target = ADAPTERS.get(settings.kind)

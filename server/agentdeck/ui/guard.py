@@ -44,7 +44,7 @@ class Guard:
         self.allowed_origins = set(security.allowed_origins or [])
         if not is_loopback(config.http.host):
             self.allowed_origins |= {f"{scheme}://{config.http.host}:{port}" for scheme in ("http", "https")}
-        self.tokens = [t.get_secret_value().encode() for t in config.http.tokens]
+        self.tokens = [t.value.get_secret_value().encode() for t in config.http.tokens]
         self.verifier: Any = None
         if config.http.oauth is not None:
             from agentdeck.oauth import IntrospectionVerifier

@@ -38,7 +38,8 @@ from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher
 from agentdeck.backends.local.worktree_runs import WorktreeRuns
 from agentdeck.config import LocalConfig
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
+from agentdeck.identity import Caller, current
 from agentdeck.models import (
     Agent,
     AgentList,
@@ -105,11 +106,13 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         }
     )
 
-    def __init__(self, name: str, config: LocalConfig, *, identity: str, data_dir: Path, caller_run_id: str | None = None, config_path: str | None = None) -> None:
+    run_credentials: Callable[[str, float], dict[str, str]] | None = None
+    """(run id, seconds) -> environment that lets the run's agent connect to this server as itself; set when serving HTTP."""
+
+    def __init__(self, name: str, config: LocalConfig, *, owner: Caller, data_dir: Path, config_path: str | None = None) -> None:
         super().__init__(name)
         self.config = config
-        self.identity = identity
-        self.caller_run_id = caller_run_id
+        self.owner = owner
         self.data_dir = data_dir
         self._config_path = config_path
         self.workspace_root = (config.workspace_root or data_dir / "workspaces").expanduser().resolve()
@@ -118,6 +121,15 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         self._host = socket.gethostname()
         if any(a.isolation == "worktree" for a in config.agents.values()):
             self.capabilities = self.capabilities | {Capability.FILES}  # a worktree run's change, read as session files
+
+    @property
+    def caller(self) -> Caller:
+        """Who the request being served comes from (identity.py); the process's own outside a request."""
+        return current(self.owner)
+
+    @property
+    def identity(self) -> str:  # type: ignore[override]
+        return self.caller.identity
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -176,7 +188,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             workspace=workspace,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
-            parent_run_id=parent_run_id or self.caller_run_id,
+            parent_run_id=parent_run_id or self.caller.run_id,
             scope=f"spawn:{self.identity}",
             key=idempotency_key,
         )
@@ -190,6 +202,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         json_size(fields.get("metadata"), "metadata", 16 * 1024)
         depth = 0
         if parent_run_id:
+            self._may_spend_budget_of(parent_run_id)
             parent = await self.store.get_run(parent_run_id)
             if parent is None:
                 raise NotFound(f"No parent run '{parent_run_id}'; pass a run id from list_runs, or omit parent_run_id.")
@@ -228,6 +241,14 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             await self.wakeups.publish("runs")
         return self._run(stored)
 
+    def _may_spend_budget_of(self, parent_run_id: str) -> None:
+        caller = self.caller
+        if not caller.operator and caller.run_id != parent_run_id:
+            raise Unauthorized(
+                f"Only run {parent_run_id} itself (or the server's operator) may spend its spawn budget, and you are '{caller.identity}'. "
+                "Start a run of your own without parent_run_id; a follow-up counts against the parent of the run it follows."
+            )
+
     def _workspace(self, workspace: str | None) -> Path:
         root = self.workspace_root
         target = (root / workspace).resolve() if workspace else root
@@ -249,6 +270,8 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             AGENTDECK_DATA_DIR=str(self.data_dir),
             PYTHONUNBUFFERED="1",
         )
+        if self.run_credentials is not None:
+            env.update(self.run_credentials(run["id"], ttl + self.config.cancel_grace_seconds + 60))
         if self._config_path:
             env["AGENTDECK_CONFIG"] = self._config_path
         if self.config.store:
@@ -454,7 +477,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             routine=routine,
             metadata=metadata,
             thread_id=f"{routine}:{session_key}" if session_key else None,
-            parent_run_id=self.caller_run_id,
+            parent_run_id=self.caller.run_id,
             scope=f"routine:{routine}",
             key=idempotency_key,
         )

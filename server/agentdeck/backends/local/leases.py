@@ -11,22 +11,26 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from agentdeck.backends.local.store_api import LeaseError, WrongToken
+from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, WrongToken
 
 __all__ = ["OUTCOMES", "check_held", "next_state"]
 
 OUTCOMES = ("completed", "retry", "failed", "released")
 
 
-def check_held(task: dict[str, Any], run_id: str, token: str, now: float) -> None:
-    """Refuse a call by a claim that no longer holds `task` (fencing out stale holders).
+def check_held(task: dict[str, Any], run_id: str, token: str, now: float, holder: str) -> None:
+    """Refuse a call by a claim that no longer holds `task` (fencing out stale holders), or by
+    anyone but the identity that made the claim, whatever token they show.
 
     Raises:
         LeaseError: the claim is gone: the task moved on, or the lease expired.
+        ForeignClaim: `holder` is not who made the claim.
         WrongToken: the claim still holds the task, and `token` is not its token.
     """
     if task.get("lease_run_id") != run_id or task.get("state") != "claimed":
         raise LeaseError("the task was released, finished, or claimed again by someone else")
+    if task.get("holder") != holder:
+        raise ForeignClaim(task.get("holder") or "")
     if task["lease_expires_at"] < now:
         raise LeaseError("the lease expired before this call; the task is back in the queue")
     if not secrets.compare_digest(task.get("claim_token") or "", token):

@@ -314,21 +314,21 @@ class PostgresStore:
             args = {"queue": queue, "run_id": run_id, "token": token, "holder": holder, "expires": now + lease_seconds, "now": now}
             return await self._fetch(conn, "claim", args)
 
-    async def _held(self, conn: psycopg.AsyncConnection[Any], run_id: str, token: str, now: float) -> Row:
+    async def _held(self, conn: psycopg.AsyncConnection[Any], run_id: str, token: str, now: float, holder: str) -> Row:
         task = await self._fetch(conn, "claimed_task", (run_id,))
         if task is None:
             raise UnknownClaim(run_id)
-        leases.check_held(task, run_id, token, now)
+        leases.check_held(task, run_id, token, now, holder)
         return task
 
-    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> Row:
         async with self._tx() as conn:
-            task = await self._held(conn, run_id, token, now)
+            task = await self._held(conn, run_id, token, now, holder)
             return await self._fetch(conn, "extend", (now + lease_seconds, now, task["id"])) or {}
 
-    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> Row:
         async with self._tx() as conn:
-            task = await self._held(conn, run_id, token, now)
+            task = await self._held(conn, run_id, token, now, holder)
             state, refund = leases.next_state(task, outcome)
             args = {"state": state, "refund": refund, "result": _dumps(result), "error": error, "now": now, "task_id": task["id"], "outcome": outcome, "run_id": run_id}
             return await self._fetch(conn, "settle", args) or {}

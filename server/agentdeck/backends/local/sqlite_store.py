@@ -126,11 +126,11 @@ class SqliteStore:
     async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
         return await self._run(lambda: self.db.claim_next(queue, holder, lease_seconds, now))
 
-    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
-        return await self._run(lambda: self.db.heartbeat(run_id, token, lease_seconds, now))
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> Row:
+        return await self._run(lambda: self.db.heartbeat(run_id, token, lease_seconds, now, holder=holder))
 
-    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
-        return await self._run(lambda: self.db.settle(run_id, token, outcome, now, result=result, error=error))
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> Row:
+        return await self._run(lambda: self.db.settle(run_id, token, outcome, now, holder=holder, result=result, error=error))
 
     # the dashboard's reads and its audit trail
 

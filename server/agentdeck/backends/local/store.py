@@ -451,22 +451,22 @@ class SqliteDb:
             self._db.execute(_Q["insert_attempt"], (run_id, task["id"], task["attempts"], holder, now))
         return task
 
-    def _held(self, run_id: str, token: str, now: float) -> dict[str, Any]:
+    def _held(self, run_id: str, token: str, now: float, holder: str) -> dict[str, Any]:
         task = self._one("claimed_task", run_id)
         if task is None:
             raise UnknownClaim(run_id)
-        leases.check_held(task, run_id, token, now)
+        leases.check_held(task, run_id, token, now, holder)
         return task
 
-    def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> dict[str, Any]:
+    def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> dict[str, Any]:
         with self._tx():
-            task = self._held(run_id, token, now)
+            task = self._held(run_id, token, now, holder)
             return dict(self._db.execute(_Q["extend"], (now + lease_seconds, now, task["id"])).fetchone())
 
-    def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> dict[str, Any]:
+    def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> dict[str, Any]:
         """End a claim: outcome is completed, retry, failed or released (see leases.next_state)."""
         with self._tx():
-            task = self._held(run_id, token, now)
+            task = self._held(run_id, token, now, holder)
             state, refund = leases.next_state(task, outcome)
             row = self._db.execute(_Q["settle"], (state, refund, _dumps(result), error, now, task["id"])).fetchone()
             self._db.execute(_Q["end_attempt"], (now, outcome, run_id))

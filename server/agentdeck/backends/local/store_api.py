@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from agentdeck.errors import ConfigError
 
 __all__ = [
+    "ForeignClaim",
     "LeaseError",
     "Row",
     "RunLog",
@@ -47,6 +48,14 @@ class LeaseError(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class ForeignClaim(Exception):
+    """The claim was made by another identity (`holder`); only its holder may settle it."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        super().__init__(holder)
 
 
 class UnknownClaim(Exception):
@@ -139,20 +148,22 @@ class Store(Protocol):
     async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
         """Give the best queued task to `holder` (expired leases first go back to the queue); None when empty."""
 
-    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float) -> Row:
-        """Extend a held lease.
+    async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> Row:
+        """Extend a lease `holder` holds.
 
         Raises:
             UnknownClaim: no claim has that run id.
             LeaseError: the claim no longer holds its task.
+            ForeignClaim: another identity made the claim.
         """
 
-    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, result: Any = None, error: str | None = None) -> Row:
-        """End a claim: outcome is completed, retry, failed or released (see leases.next_state).
+    async def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> Row:
+        """End a claim `holder` made: outcome is completed, retry, failed or released (see leases.next_state).
 
         Raises:
             UnknownClaim: no claim has that run id.
             LeaseError: the claim no longer holds its task.
+            ForeignClaim: another identity made the claim.
         """
 
     # the dashboard (overview_sql.py names the queries)

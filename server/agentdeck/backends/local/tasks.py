@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, loads, text_size, ts
-from agentdeck.backends.local.store_api import LeaseError, Store, UnknownClaim, WrongToken, new_id
+from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Store, UnknownClaim, WrongToken, new_id
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.config import LocalConfig
-from agentdeck.errors import InvalidArgument, LeaseLost, NotFound
+from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized
 from agentdeck.models import ClaimResult, Lease, Task
 
 __all__ = ["Tasks"]
@@ -90,8 +90,9 @@ class Tasks:
     async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if not claim_token:
             raise InvalidArgument(f"claim_token is required on the local backend: pass the claim_token that claim_task returned with run_id {run_id}.")
+        holder = self.identity
         try:
-            return await op(run_id, claim_token, *args, **kwargs)
+            return await op(run_id, claim_token, *args, holder=holder, **kwargs)
         except UnknownClaim:
             raise NotFound(f"No task claim has run id '{run_id}'; use the run_id that claim_task returned.") from None
         except WrongToken as exc:
@@ -101,6 +102,11 @@ class Tasks:
             ) from None
         except LeaseError as exc:
             raise LeaseLost(f"Claim {run_id} no longer holds its task: {exc.reason}. Stop working on it and call claim_task for new work.") from None
+        except ForeignClaim as exc:
+            raise Unauthorized(
+                f"Claim {run_id} was made by '{exc.holder}', not by you ('{holder}'); only the identity that claimed a task may "
+                "heartbeat, complete, fail or release it. Call claim_task to take work of your own."
+            ) from None
 
     async def heartbeat_task(self, run_id: str, claim_token: str | None = None, lease_seconds: int | None = None) -> Lease:
         row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.config.lease_seconds, time.time())
