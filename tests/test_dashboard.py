@@ -126,26 +126,26 @@ def test_off_loopback_the_dashboard_needs_a_token_and_then_keeps_a_session(tmp_p
     )
     assert refused.returncode == 2 and "without authentication" in refused.stderr and "Traceback" not in refused.stderr
 
-    with ui_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="s3cret-token"), "--host", "0.0.0.0") as url:
+    with ui_server(server_env(tmp_path, AGENTDECK_HTTP_TOKENS="s3cret-token-0123456789"), "--host", "0.0.0.0") as url:
         url = url.replace("0.0.0.0", "127.0.0.1")
         assert httpx2.get(url, timeout=10).status_code == 401
         assert httpx2.get(f"{url}?token=wrong", timeout=10).status_code == 403
         assert httpx2.get(f"{url}live/", timeout=10).status_code == 401
         with httpx2.Client(timeout=10) as browser:
-            login = browser.get(f"{url}?token=s3cret-token")
-            assert login.status_code == 303 and "s3cret-token" not in login.headers["set-cookie"]
+            login = browser.get(f"{url}?token=s3cret-token-0123456789")
+            assert login.status_code == 303 and "s3cret-token-0123456789" not in login.headers["set-cookie"]
             assert "httponly" in login.headers["set-cookie"].lower() and "samesite=strict" in login.headers["set-cookie"].lower()
             assert browser.get(url).status_code == 200
-        assert httpx2.get(url, headers={"Authorization": "Bearer s3cret-token"}, timeout=10).status_code == 200
+        assert httpx2.get(url, headers={"Authorization": "Bearer s3cret-token-0123456789"}, timeout=10).status_code == 200
 
 
 def test_serve_http_serves_the_dashboard_under_ui_beside_mcp(tmp_path: Path) -> None:
     config_for(tmp_path)
-    env = server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok-1")
+    env = server_env(tmp_path, AGENTDECK_HTTP_TOKENS="tok-1-dashboard-0123456789")
     with http_server(env) as mcp_url:
         base = mcp_url.removesuffix("/mcp")
         assert httpx2.get(f"{base}/ui/", timeout=10).status_code == 401  # the same tokens guard it
-        page = httpx2.get(f"{base}/ui/", headers={"Authorization": "Bearer tok-1"}, timeout=10)
+        page = httpx2.get(f"{base}/ui/", headers={"Authorization": "Bearer tok-1-dashboard-0123456789"}, timeout=10)
         assert page.status_code == 200 and "Runs" in page.text
         assert httpx2.post(mcp_url, json={}, timeout=10).status_code == 401  # /mcp still wants its token
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentdeck.config import Config
 from agentdeck.errors import ConfigError
-from agentdeck.transport import _security, is_loopback
+from agentdeck.transport import _check, _security, is_loopback
 
 if TYPE_CHECKING:
     from agentdeck.ui.dashboard import Dashboard
@@ -46,15 +46,13 @@ class Guard:
             self.allowed_origins |= {f"{scheme}://{config.http.host}:{port}" for scheme in ("http", "https")}
         self.tokens = [t.value.get_secret_value().encode() for t in config.http.tokens]
         self.verifier: Any = None
+        _check(config)  # the HTTP transport's rules: authentication off loopback, tokens long enough
         if config.http.oauth is not None:
-            from agentdeck.oauth import IntrospectionVerifier
+            from agentdeck.identity import RunTokens
+            from agentdeck.oauth import IntrospectionVerifier, auth_settings
 
-            self.verifier = IntrospectionVerifier(config.http.oauth)
-        if not is_loopback(config.http.host) and not self.tokens and self.verifier is None:
-            raise ConfigError(
-                f"refusing to serve the dashboard on {config.http.host} without authentication: set {config.http.auth_tokens_env}, "
-                "configure [http.oauth], or bind 127.0.0.1"
-            )
+            resource = auth_settings(config.http.oauth, f"http://{config.http.host}:{port}{config.http.path}").resource_server_url
+            self.verifier = IntrospectionVerifier(config.http.oauth, run_tokens=RunTokens(config.http.secret.get_secret_value()), resource=str(resource))
         self.needs_login = bool(self.tokens) or self.verifier is not None
         self._sessions: set[str] = set()
 

@@ -68,12 +68,12 @@ class Overview:
             raise NotFound(f"No task '{task_id}'.")
         if row["state"] != "claimed":
             raise Conflict(f"Task {task_id} is {row['state']}, not claimed; there is no claim to end.")
-        # The person acts with the holder's own claim, so the usual fencing applies: a holder
-        # that settles at the same moment wins or loses cleanly. A lease that already ran out
-        # is still ended now, as of its expiry, rather than waiting for the next claim.
+        # The person acts with the holder's own claim (token and identity), so the usual fencing
+        # applies: a holder that settles at the same moment wins or loses cleanly. A lease that
+        # already ran out is still ended now, as of its expiry, rather than waiting for the next claim.
         now = min(time.time(), row["lease_expires_at"])
         try:
-            settled = await self.store.settle(row["lease_run_id"], row["claim_token"], outcome, now, error=reason)
+            settled = await self.store.settle(row["lease_run_id"], row["claim_token"], outcome, now, holder=row["holder"], error=reason)
         except LeaseError as exc:
             raise Conflict(f"The claim moved on meanwhile ({exc.reason}); reload and look again.") from None
         await self.wakeups.publish(f"queue:{settled['queue']}")
