@@ -18,7 +18,6 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentdeck.config import Config
-from agentdeck.errors import ConfigError
 from agentdeck.transport import _check, _security, is_loopback
 
 if TYPE_CHECKING:
