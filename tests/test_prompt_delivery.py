@@ -6,7 +6,7 @@ loopback or a Unix socket) and yields a `Deployment`: the config file's text, th
 optionally the agent to spawn (else the first one list_agents shows). To add a backend, write its
 fixture (here or in a module conftest imports) and add its kind to BACKENDS.
 
-Every emulator's agent answers a prompt by quoting it, so the token in an answer proves the prompt
+Every emulator's agent (and the A2A reference server's test agent) answers a prompt by quoting it, so the token in an answer proves the prompt
 reached the agent: local runs its built-in echo agent.
 """
 
@@ -26,12 +26,12 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
-from tests.emulators import agent_os, agh, archastro
+from tests.emulators import agent_os, agh, archastro, azure_foundry, oz
 from tests.emulators.serving import serve_in_thread
 from tests.helpers import agents_toml, call, server_env, stdio_params
 
-BACKENDS = ["local", "agh", "archastro", "agent_os"]
-PROMPT_KINDS = {"user_message"}  # events that carry the prompt itself, not an answer
+BACKENDS = ["local", "agh", "oz", "archastro", "azure_foundry", "agent_os", "a2a"]
+PROMPT_KINDS = {"user_message", "user", "prompt", "message.user"}  # events that carry the prompt itself, not an answer
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Deployment:
     toml: str
     env: dict[str, str] = field(default_factory=dict)
     agent: str | None = None
+    quotes: bool = True  # the agent says 'You said: "<prompt>"' (the Oz and Foundry emulators echo it otherwise)
 
 
 @pytest.fixture
@@ -63,6 +64,31 @@ def archastro_backend() -> Iterator[Deployment]:
     with serve_in_thread(archastro.create_app(step=1)) as url:  # each request moves the platform clock 1 s
         yield Deployment(toml=f'default = "astro"\n\n[backends.astro]\nkind = "archastro"\nbase_url = "{url}"\n',
                          env={"ARCHASTRO_API_KEY": "sk_test_prompt_delivery"})
+
+
+@pytest.fixture
+def oz_backend() -> Iterator[Deployment]:
+    # A realtime clock with short steps: the run goes QUEUED -> ... -> SUCCEEDED within a second or two.
+    with serve_in_thread(oz.create_app(seed=False, realtime=True, step_seconds=0.2)) as url:
+        yield Deployment(toml=f'default = "oz"\n\n[backends.oz]\nkind = "oz"\nbase_url = "{url}/api/v1"\n',
+                         env={"WARP_API_KEY": "wk-e2e"}, agent="echo", quotes=False)
+
+
+@pytest.fixture
+def azure_foundry_backend() -> Iterator[Deployment]:
+    app = azure_foundry.create_app(start_time=None)
+    with serve_in_thread(app) as url:
+        yield Deployment(toml=f'default = "foundry"\n\n[backends.foundry]\nkind = "azure_foundry"\nendpoint = "{app.endpoint(url)}"\n',
+                         env={"AZURE_FOUNDRY_TOKEN": "e2e-token"}, agent=azure_foundry.DEFAULTS["agent"], quotes=False)
+
+
+@pytest.fixture
+def a2a_backend() -> Iterator[Deployment]:
+    from tests.test_backend_a2a import agents  # the a2a-sdk reference server with the quoting agent
+
+    with agents("quoter") as served:
+        url = served["quoter"][0]
+        yield Deployment(toml=f'default = "peers"\n\n[backends.peers]\nkind = "a2a"\n[backends.peers.agents]\nquoter = "{url}"\n', agent="quoter")
 
 
 @pytest.fixture
@@ -101,5 +127,5 @@ async def test_the_agent_answers_its_prompt_quoting_the_token(deployment: Deploy
     answers = [e["text"] for e in events if token in e["text"] and e["kind"] not in PROMPT_KINDS]
     assert answers, f"no answer quoting {token} among {[(e['kind'], e['text']) for e in events]}"
     assert got["id"] == spawned["id"] and got["state"] == run["state"]
-    if deployment.agent != "echo":  # an emulated agent also says it in its own words
+    if deployment.quotes and deployment.agent != "echo":  # an emulated agent also says it in its own words
         assert any(f'You said: "Please repeat {token}"' in text for text in answers + [json.dumps(got["artifacts"])])
