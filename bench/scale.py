@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def seed(data_dir: Path, count: int, now: float) -> None:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat()
 
 
 def _operations(now: float) -> dict[str, dict[str, Any]]:

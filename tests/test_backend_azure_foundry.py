@@ -19,8 +19,6 @@ from typing import Any
 
 import httpx2
 import pytest
-
-from tests.helpers import file_result
 from mcp import Client
 from mcp.types import CallToolResult
 
@@ -31,6 +29,7 @@ from agentdeck.config import load_config
 from tests.emulators import azure_foundry
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
+from tests.helpers import file_result
 
 AGENT = azure_foundry.DEFAULTS["agent"]
 VERSION = azure_foundry.DEFAULTS["agent_version"]

@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx2
 import pytest
-
-from tests.helpers import file_result
 from mcp import Client
 
 from agentdeck.app import build_server
@@ -25,6 +23,7 @@ from tests.emulators.faults import Fault
 from tests.emulators.oz import ENVIRONMENT_UID, SKILL_ID, create_app, script
 from tests.emulators.oz_state import Step
 from tests.emulators.serving import serve_in_thread
+from tests.helpers import file_result
 
 KEY = "wk-test-secret-value-7c3e"
 NAME = "oz"

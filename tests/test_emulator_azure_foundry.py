@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -133,7 +133,7 @@ def test_sdk_drives_a_session_and_its_files_from_create_to_delete(emulator: tupl
         session_id = created.agent_session_id
         assert created.status == "creating"
         assert created.version_indicator.agent_version == VERSION
-        assert created.created_at == datetime.fromtimestamp(app.clock.now(), tz=timezone.utc)
+        assert created.created_at == datetime.fromtimestamp(app.clock.now(), tz=UTC)
         assert created.expires_at.timestamp() - created.last_accessed_at.timestamp() == SESSION_TTL_SECONDS
 
         app.clock.advance(10)

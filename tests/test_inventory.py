@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from agentdeck.backends import Deck
-from agentdeck.selection import select_tools
 from agentdeck.errors import ConfigError
 from agentdeck.inventory import estimate_tokens, model_visible, tools_list
+from agentdeck.selection import select_tools
 from agentdeck.tools import ALL_TOOLS, TOOLSETS
 from tests.helpers import FILES_TOML, config_for, local_tool_names
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.helpers import call, config_for, fail, local_client, stdio_params, server_env, write_config
+from tests.helpers import call, config_for, fail, local_client, server_env, stdio_params, write_config
 
 pytestmark = pytest.mark.usefixtures("store_url")
 

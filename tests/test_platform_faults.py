@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 import pytest
 
+from agentdeck.config import load_config
 from tests.emulators import agent_os, agh, archastro, azure_foundry, oz
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
-from agentdeck.config import load_config
 from tests.helpers import local_client
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,8 +28,8 @@ from oz_agent_sdk import OzAPI
 
 from agentdeck.app import build_server
 from agentdeck.backends import Deck
-from agentdeck.config import load_config
 from agentdeck.backends.oz_models import KEY_FIELD
+from agentdeck.config import load_config
 from tests.emulators.oz import create_app
 from tests.emulators.serving import serve_in_thread
 from tests.helpers import call, file_result
@@ -123,7 +123,7 @@ async def test_every_adapter_operation_sends_what_oz_agent_sdk_sends(tmp_path: P
             await _same(ours, theirs, spawn, sdk_spawn)
             run_id = spawned["id"]
             await _same(ours, theirs, lambda: call(client, "get_run", {"run_id": run_id}), lambda: sdk.agent.runs.retrieve(run_id))
-            since = datetime(2026, 5, 1, tzinfo=timezone.utc)
+            since = datetime(2026, 5, 1, tzinfo=UTC)
             await _same(
                 ours,
                 theirs,

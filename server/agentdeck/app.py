@@ -138,7 +138,7 @@ def _bind(spec: ToolSpec, deck: Deck, max_wait: float) -> Callable[..., Awaitabl
     wants_progress = "progress" in signature.parameters
     if len(deck.backends) > 1:
         names = tuple(deck.backends)
-        choice: Any = Annotated[Literal[names] | None, Field(description=f"backend to use; default {deck.default}")]  # type: ignore[valid-type]
+        choice: Any = Annotated[Literal[names] | None, Field(description=f"backend to use; default {deck.default}")]
         params.append(inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=choice))
     params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     returns: type[BaseModel] = signature.return_annotation

@@ -250,7 +250,7 @@ class HttpConfig(_Settings):
 
 class Config(_Settings):
     default: str = "local"
-    backends: dict[str, BackendConfig] = Field(default_factory=lambda: {"local": LocalConfig()})
+    backends: dict[str, BackendConfig] = Field(default_factory=lambda: {"local": LocalConfig()})  # type: ignore[arg-type]  # a dict of the union is built from one member
     identity: str | None = Field(default=None, description="who this caller is on channels and task claims")
     run_id: str | None = Field(default=None, description="set for agents spawned by agentdeck")
     data_dir: Path | None = None

@@ -63,7 +63,7 @@ async def _demo(data_dir: Path) -> None:
             await _call(planner, "send_channel_message", {"channel": "general", "body": "Can someone review the echo run?", "kind": "request"}, "planner")
             with anyio.fail_after(10):
                 event = await anext(updates)
-            _say(f"  notifications/resources/updated {event.uri} (from the planner's server process, through the store)")
+            _say(f"  notifications/resources/updated {getattr(event, 'uri', '?')} (from the planner's server process, through the store)")
         batch = await _call(reviewer, "receive_channel_messages", {"channel": "general", "wait_seconds": 10}, "reviewer")
         if not batch["messages"]:
             raise RuntimeError("the reviewer received nothing")

@@ -42,7 +42,10 @@ CODING_AGENTS: tuple[CodingAgent, ...] = (
         title="Claude Code",
         headless=("-p", "{prompt}"),
         docs="https://docs.claude.com/en/docs/claude-code/headless",
-        permissions='Tools that need approval are refused, as no one is there to approve them. To allow some, add e.g. "--allowedTools", "Read,Grep,Edit" or "--permission-mode", "acceptEdits" before "-p".',
+        permissions=(
+            "Tools that need approval are refused, as no one is there to approve them. "
+            'To allow some, add e.g. "--allowedTools", "Read,Grep,Edit" or "--permission-mode", "acceptEdits" before "-p".'
+        ),
     ),
     CodingAgent(
         name="codex",

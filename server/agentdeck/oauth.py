@@ -54,7 +54,8 @@ class IntrospectionVerifier:
         if run is not None:
             return access_token(run, token, f"token:{fingerprint(token)}", scopes=self.scopes, resource=self.resource)
         try:
-            response = await self._client.post(self.url, data={"token": token, "token_type_hint": "access_token"}, auth=self._auth)
+            form = {"token": token, "token_type_hint": "access_token"}
+            response = await (self._client.post(self.url, data=form, auth=self._auth) if self._auth else self._client.post(self.url, data=form))
             body: Any = response.json() if response.is_success else {}
         except (httpx2.HTTPError, ValueError) as exc:
             log.warning("token introspection failed: %s", type(exc).__name__)

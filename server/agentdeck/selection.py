@@ -18,6 +18,7 @@ from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
 
 from agentdeck.backends import Deck
 from agentdeck.errors import ConfigError
@@ -97,8 +98,9 @@ def narrow_by_headers(selected: list[ToolSpec]) -> Any:
         result = await call_next(ctx)
         if isinstance(result, dict) and isinstance(result.get("tools"), list):
             return {**result, "tools": [tool for tool in result["tools"] if tool.get("name") in allowed]}
-        if result is not None and isinstance(getattr(result, "tools", None), list):
-            return result.model_copy(update={"tools": [tool for tool in result.tools if tool.name in allowed]})  # type: ignore[attr-defined]
+        tools = getattr(result, "tools", None)
+        if isinstance(result, BaseModel) and isinstance(tools, list):
+            return result.model_copy(update={"tools": [tool for tool in tools if tool.name in allowed]})
         return result
 
     return middleware

@@ -160,7 +160,7 @@ def _env_section() -> Iterator[str]:
     keys = HttpConfig.model_fields["request_state_keys_env"].default
     yield f"| `{keys}` | | keys sealing multi-round-trip request state, shared by replicas (the default of `http.request_state_keys_env`) |"
     for model in backend_models():
-        field = model.model_fields.get("api_key_env")
+        field = model.model_fields.get("api_key_env")  # type: ignore[assignment]  # None is tested right below
         if field is not None and isinstance(field.default, str):
             yield f'| `{field.default}` | | API key of `kind = "{_kind(model)}"` backends (the default of their `api_key_env`) |'
     yield ""
@@ -233,7 +233,7 @@ def _type(annotation: Any) -> str:
         return f"list of {_plural(_type(args[0]))}"
     if origin is dict:
         return f"table of {_plural(_type(args[1]))}"
-    return _NAMES.get(annotation) or _TABLES.get(annotation) or getattr(annotation, "__name__", str(annotation))
+    return str(_NAMES.get(annotation) or _TABLES.get(annotation) or getattr(annotation, "__name__", str(annotation)))
 
 
 def _plural(noun: str) -> str:

@@ -33,8 +33,8 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Res
 from mcp.types import INVALID_REQUEST, EmptyResult, SubscribeRequestParams, SubscriptionsListenRequestParams, UnsubscribeRequestParams
 
 from agentdeck.backends import Deck
-from agentdeck.identity import caller_of
 from agentdeck.backends.local.watch import LIST, Change, Watcher
+from agentdeck.identity import caller_of
 
 __all__ = ["NotificationBus", "client_identity", "install"]
 
@@ -89,7 +89,7 @@ class NotificationBus(InMemorySubscriptionBus):
         super().__init__()
         # connection -> {uri: (identity, release)}; `release` stops the watching, once, when the
         # client unsubscribes, cannot be reached, or its connection is gone.
-        self._legacy: weakref.WeakKeyDictionary[Connection, dict[str, tuple[str, weakref.finalize]]] = weakref.WeakKeyDictionary()
+        self._legacy: weakref.WeakKeyDictionary[Connection, dict[str, tuple[str, weakref.finalize[Any, Any]]]] = weakref.WeakKeyDictionary()
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         identity = _listener.get()

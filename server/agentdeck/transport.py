@@ -188,7 +188,7 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False, dash
     url = f"http://{url_host(http.host)}:{http.port}{http.path}"
     server.deck.give_runs_credentials(lambda run_id, seconds: {"AGENTDECK_URL": url, "AGENTDECK_TOKEN": run_tokens.issue(run_id, seconds)})
 
-    @server.custom_route("/healthz", methods=["GET"])
+    @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]  # the SDK types `server` as Any here
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 

@@ -25,10 +25,10 @@ Test helpers hang off `app.state` (the FaultInjector passes attribute lookups th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
-import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.emulators.agh_sessions import SessionRoutes
 from tests.emulators.agh_state import (
     CLAIM_TOKEN_VALUE,
     MAX_RESULT_BYTES,
@@ -54,7 +55,6 @@ from tests.emulators.agh_state import (
     json_size,
     validate_metadata,
 )
-from tests.emulators.agh_sessions import SessionRoutes
 from tests.emulators.faults import FaultInjector
 
 HTTP_BODY_LIMIT = 4 * 1024 * 1024
@@ -306,7 +306,7 @@ def message_from_envelope(env: Envelope) -> dict[str, Any]:
     return compact({"message_id": env.id, "channel_id": meta.get("coordination_channel_id") or env.channel,
                     "from_session_id": env.from_peer, "to_session_id": env.to_peer,
                     "metadata": metadata_payload(meta),
-                    "timestamp": ts(datetime.fromtimestamp(env.ts, tz=timezone.utc))}) | {"body": env.body}
+                    "timestamp": ts(datetime.fromtimestamp(env.ts, tz=UTC))}) | {"body": env.body}
 
 
 def context_task(agh: AghState, caller: Session) -> tuple[dict, dict, str]:
@@ -441,7 +441,7 @@ class AgentApi:
                 items.append(compact({"message_id": env.id,
                                       "channel_id": meta.get("coordination_channel_id") or env.channel,
                                       "kind": meta.get("message_kind"), "preview": preview(env.body),
-                                      "timestamp": ts(datetime.fromtimestamp(env.ts, tz=timezone.utc))})
+                                      "timestamp": ts(datetime.fromtimestamp(env.ts, tz=UTC))})
                              | {"metadata": metadata_payload(meta)})
             items.sort(key=lambda i: i["message_id"])
             items.sort(key=lambda i: i["timestamp"], reverse=True)

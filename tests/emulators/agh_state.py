@@ -16,10 +16,10 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-UTC = timezone.utc
+UTC = UTC
 MESSAGE_KINDS = ("status", "request", "reply", "blocker", "handoff", "result", "review_request")
 PRIORITY_RANK = {"low": 10, "medium": 20, "high": 30, "urgent": 40}
 ACTIVE_RUN_STATES = ("claimed", "starting", "running")

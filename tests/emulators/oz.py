@@ -41,7 +41,16 @@ from starlette.routing import Mount, Route
 from tests.emulators.faults import FaultInjector
 from tests.emulators.oz_conversation import conversation, transcript_text
 from tests.emulators.oz_state import (
-    ARTIFACT_TYPES, RUN_SOURCES, RUN_STATES, TEAM_UID, USER, OzError, OzState, RunQuery, Step, rfc3339,
+    ARTIFACT_TYPES,
+    RUN_SOURCES,
+    RUN_STATES,
+    TEAM_UID,
+    USER,
+    OzError,
+    OzState,
+    RunQuery,
+    Step,
+    rfc3339,
     script,
 )
 
@@ -238,7 +247,7 @@ class _Api:
             if variants:
                 agents.append({"name": agent["name"], "variants": variants})
         if sort_by == "last_run":
-            agents.sort(key=lambda a: max((v.get("last_run_timestamp") or "" for v in a["variants"])), reverse=True)
+            agents.sort(key=lambda a: max(v.get("last_run_timestamp") or "" for v in a["variants"]), reverse=True)
         else:
             agents.sort(key=lambda a: a["name"].casefold())
         return JSONResponse({"agents": agents})

@@ -433,7 +433,9 @@ class A2ABackend(Backend):
                 checks.append((False, f"agent {agent.name} card", f"{exc.message} Fix: check backends.{self.name}.agents.{agent.name}."))
                 continue
             bindings = ", ".join(str(i.get("protocolBinding")) for i in card.get("supportedInterfaces") or [] if isinstance(i, dict))
-            checks.append((True, f"agent {agent.name} card", f"{card.get('name')} {card.get('version') or ''}".strip() + f"; bindings {bindings or 'none'}; streaming {'yes' if (card.get('capabilities') or {}).get('streaming') else 'no'}"))
+            streams = "yes" if (card.get("capabilities") or {}).get("streaming") else "no"
+            about = f"{card.get('name')} {card.get('version') or ''}".strip()
+            checks.append((True, f"agent {agent.name} card", f"{about}; bindings {bindings or 'none'}; streaming {streams}"))
             try:
                 await self._task(agent, "agentdeck-doctor-probe")
                 checks.append((True, f"agent {agent.name} credentials", "accepted"))
@@ -466,7 +468,7 @@ def _seen_ids(task: dict[str, Any]) -> set[str]:
 
 
 def _said(said: dict[str, Any]) -> str:
-    texts = [p.get("text") for p in said.get("parts") or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    texts = [str(p["text"]) for p in said.get("parts") or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
     who = str(said.get("role", "")).removeprefix("ROLE_").lower() or "agent"
     text = " ".join(texts)
     return f"{who}: {text[:120]}" if text else f"{who} message"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -168,7 +169,7 @@ def events_from_task(task: dict[str, Any]) -> list[RunEvent]:
     status = _status(task)
     history = [m for m in task.get("history") or [] if isinstance(m, dict)]
     events = [
-        RunEvent(seq=seq, at=now, kind=f"message.{str(m.get('role', 'ROLE_UNSPECIFIED')).removeprefix('ROLE_').lower()}", text=_text(m.get("parts")), data={"message_id": m.get("messageId")})
+        RunEvent(seq=seq, at=now, kind=f"message.{_role(m)}", text=_text(m.get("parts")), data={"message_id": m.get("messageId")})
         for seq, m in enumerate(history, start=1)
     ]
     state = STATES.get(str(status.get("state")), "running")
@@ -181,9 +182,14 @@ def events_from_task(task: dict[str, Any]) -> list[RunEvent]:
         events.append(RunEvent(seq=len(events) + 1, at=at, kind="message.agent", text=_text(closing.get("parts")), data={"message_id": closing.get("messageId")}))
     if state != "waiting":
         for artifact in _artifacts(task):
-            events.append(RunEvent(seq=len(events) + 1, at=at, kind="artifact", text=_text(artifact.get("parts")), data={"name": artifact.get("name"), "artifact_id": artifact.get("artifactId")}))
+            data = {"name": artifact.get("name"), "artifact_id": artifact.get("artifactId")}
+            events.append(RunEvent(seq=len(events) + 1, at=at, kind="artifact", text=_text(artifact.get("parts")), data=data))
         events.append(RunEvent(seq=len(events) + 1, at=at, kind="status", text=str(status.get("state")), data={"state": status.get("state")}))
     return events
+
+
+def _role(said: dict[str, Any]) -> str:
+    return str(said.get("role", "ROLE_UNSPECIFIED")).removeprefix("ROLE_").lower()
 
 
 def update_of(event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -225,7 +231,8 @@ def file_content(run: str, task: dict[str, Any], path: str, max_bytes: int, back
             data = _bytes(artifact)
             parts = [p for p in artifact.get("parts") or [] if isinstance(p, dict)]
             kind = _artifact_kind(artifact)
-            mime = next((str(p["mediaType"]) for p in parts if p.get("mediaType")), "application/json" if kind == "data" else "text/plain" if kind == "text" else "application/octet-stream")
+            default = {"data": "application/json", "text": "text/plain"}.get(kind, "application/octet-stream")
+            mime = next((str(p["mediaType"]) for p in parts if p.get("mediaType")), default)
             body = data[:max_bytes]
             content = FileContent(run_id=run, backend=backend, path=path, size=len(data), truncated=len(data) > max_bytes, mime_type=mime)
             if kind == "file" and any("raw" in p for p in parts):
@@ -247,7 +254,7 @@ def error_from(body: Any, fallback: AgentdeckError) -> AgentdeckError:
     if not reason and isinstance(error.get("code"), int):
         reason = _REASON_BY_CODE.get(error["code"], "")
     said = str(error.get("message") or reason or "the agent refused the request")
-    factory = {
+    factory: Callable[[], AgentdeckError] | None = {
         "TASK_NOT_FOUND": lambda: NotFound(f"{said}. The agent does not know that task; list_runs or spawn_agent give run ids it knows."),
         "TASK_NOT_CANCELABLE": lambda: Conflict(f"{said}. The task has already ended (or cannot be stopped now); get_run shows its state."),
         "UNSUPPORTED_OPERATION": lambda: Unsupported(f"{said}. This agent does not offer that operation."),

@@ -315,7 +315,8 @@ class AgentOsBackend(Backend):
             return False  # already reported: a server that repeats on resume
         follow.last_seq, follow.step = seq, follow.step + 1
         kind = str(event.get("type") or "UNKNOWN")
-        payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
+        raw = event.get("payload")
+        payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
         text = event_text(payload)
         note = "; waiting for a human" if "WAITING_FOR_HUMAN" in kind.upper() else ""
         await progress(follow.step, f"seq {seq}: {kind}" + (f" ({compact(text, 120)})" if text else "") + note)

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx2
 
-from agentdeck.backends.times import parse_time
 from agentdeck.backends.http import ServerSentEvent
+from agentdeck.backends.times import parse_time
 from agentdeck.models import Agent, Artifact, Run, RunError, RunEvent, RunState
 
 __all__ = [
@@ -108,7 +108,7 @@ def run_from_agent_os(item: dict[str, Any], backend: str) -> Run:
     run_error = None
     if error is not None and error != {}:
         message = error.get("message", error) if isinstance(error, dict) else error
-        code = error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else "run_failed"
+        code = str(error["code"]) if isinstance(error, dict) and isinstance(error.get("code"), str) else "run_failed"
         run_error = RunError(code=code, message=compact(message, 1000))
     output = item.get("output")
     artifacts = [] if output is None else [Artifact(kind="output", name="output", data=output if isinstance(output, dict) else {"value": output})]
@@ -130,7 +130,8 @@ def run_from_agent_os(item: dict[str, Any], backend: str) -> Run:
 
 
 def event_from_agent_os(item: dict[str, Any]) -> RunEvent:
-    payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+    raw = item.get("payload")
+    payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return RunEvent(
         seq=item["seq"],
         at=parse_time(item.get("timestamp")) or datetime.now(UTC),

@@ -333,8 +333,10 @@ class AghBackend(AghRuns, Backend):
             except AgentdeckError as exc:
                 # An invalid soul comes back as its normal payload, with status 422.
                 payload = exc.platform_body
-                invalid_soul = key == "soul" and isinstance(payload, dict) and "validation_status" in payload
-                out[key] = {**payload, "error": exc.to_dict()} if invalid_soul else {"error": exc.to_dict()}
+                if key == "soul" and isinstance(payload, dict) and "validation_status" in payload:
+                    out[key] = {**payload, "error": exc.to_dict()}
+                else:
+                    out[key] = {"error": exc.to_dict()}
         return out
 
     async def doctor(self) -> list[tuple[bool, str, str]]:

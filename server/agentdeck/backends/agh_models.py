@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -117,7 +117,7 @@ def message_from_agh(backend: str, message: dict[str, Any], channel: str) -> Cha
         body=body if isinstance(body, str) else json.dumps(body),
         kind=meta.get("message_kind") or "status",
         correlation_id=meta.get("correlation_id") or None,
-        sent_at=when(message.get("timestamp")) or datetime.now(timezone.utc),
+        sent_at=when(message.get("timestamp")) or datetime.now(UTC),
     )
 
 

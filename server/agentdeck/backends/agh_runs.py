@@ -14,7 +14,7 @@ stop reason. wait_for_run returns at either.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -84,7 +84,8 @@ class AghRuns:
             body["name"] = name
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        over_budget = lambda text: Conflict(f"{text}. Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised.")  # noqa: E731
+        budget = "Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised."
+        over_budget = lambda text: Conflict(f"{text}. {budget}")  # noqa: E731
         narrower = lambda text: InvalidArgument(f"{text}. Ask only for permissions your own session has (agentdeck://me).")  # noqa: E731
         spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors={409: over_budget, 403: narrower}))["spawn"]
         child = spawn["session"]
@@ -149,10 +150,10 @@ class AghRuns:
         body = await self._call("GET", "/api/sessions", params={"workspace": await self._workspace_of_runs()})
         runs = [run_from_session(self.name, s, None, None) for s in body.get("sessions") or []]
         if created_after is not None and created_after.tzinfo is None:
-            created_after = created_after.replace(tzinfo=timezone.utc)
+            created_after = created_after.replace(tzinfo=UTC)
         runs = [r for r in runs if r.parent_run_id == parent and (not state or r.state == state) and (not agent or r.agent == agent)
                 and (created_after is None or (r.created_at is not None and r.created_at > created_after))]
-        runs.sort(key=lambda r: (r.created_at or datetime.min.replace(tzinfo=timezone.utc), r.id), reverse=True)
+        runs.sort(key=lambda r: (r.created_at or datetime.min.replace(tzinfo=UTC), r.id), reverse=True)
         start = int(cursor) if cursor and cursor.isdigit() else 0
         return RunPage(runs=runs[start:start + limit], next_cursor=str(start + limit) if start + limit < len(runs) else None)
 
@@ -190,7 +191,8 @@ class AghRuns:
 
 
 def _event(item: dict[str, Any]) -> RunEvent:
-    content = item.get("content") if isinstance(item.get("content"), dict) else {}
+    raw = item.get("content")
+    content: dict[str, Any] = raw if isinstance(raw, dict) else {}
     text = content.get("text") or content.get("error") or item.get("stop_detail") or content.get("stop_reason") or item.get("stop_reason") or ""
     data = {k: v for k, v in content.items() if k not in ("schema", "text", "session_id", "timestamp")}
-    return RunEvent(seq=int(item.get("sequence") or 0), at=when(item.get("timestamp")) or datetime.now(timezone.utc), kind=str(item.get("type") or ""), text=str(text), data=data or None)
+    return RunEvent(seq=int(item.get("sequence") or 0), at=when(item.get("timestamp")) or datetime.now(UTC), kind=str(item.get("type") or ""), text=str(text), data=data or None)

@@ -13,12 +13,25 @@ parent run) in two reserved metadata keys, hidden again on the way out.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.backends.archastro_models import (
-    AGENT_PAGES, API, INVOKE_OPTIONS, INVOKED_EVENT, KEY_FIELD, OPTIONS, PARENT_FIELD, ROUTINE_RUN_STATES,
-    RUN_SCAN_PAGES, SESSION_STATES, SESSION_WINDOW, SPAWN_OPTIONS, compact, result_artifacts, split_options,
+    AGENT_PAGES,
+    API,
+    INVOKE_OPTIONS,
+    INVOKED_EVENT,
+    KEY_FIELD,
+    OPTIONS,
+    PARENT_FIELD,
+    ROUTINE_RUN_STATES,
+    RUN_SCAN_PAGES,
+    SESSION_STATES,
+    SESSION_WINDOW,
+    SPAWN_OPTIONS,
+    compact,
+    result_artifacts,
+    split_options,
 )
 from agentdeck.backends.archastro_sessions import SessionEvents
 from agentdeck.backends.base import Backend, Capability
@@ -163,7 +176,7 @@ class ArchAstroBackend(SessionEvents, Backend):
         if agent:
             params["agent[]"] = [await self._agent_id(agent)]
         if created_after is not None and created_after.tzinfo is None:
-            created_after = created_after.replace(tzinfo=timezone.utc)
+            created_after = created_after.replace(tzinfo=UTC)
         runs = [self._session_run(item) for item in (await self._call("GET", "/agent_sessions", params=params)).get("data") or []]
         runs = [r for r in runs if (not parent_run_id or r.parent_run_id == parent_run_id)
                 and (created_after is None or (r.created_at is not None and r.created_at > created_after))]

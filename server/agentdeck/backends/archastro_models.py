@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.backends.times import parse_time
@@ -39,7 +39,7 @@ def split_options(metadata: dict[str, Any] | None, allowed: dict[str, Any], what
         if kind is None:
             raise InvalidArgument(f"metadata.{OPTIONS}.{key} is not a {what} option; use {', '.join(allowed)}.")
         if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 1)):
-            raise InvalidArgument(f"metadata.{OPTIONS}.{key} must be a {'positive integer' if kind is int else kind.__name__}.")  # type: ignore[union-attr]
+            raise InvalidArgument(f"metadata.{OPTIONS}.{key} must be a {'positive integer' if kind is int else kind.__name__}.")
     return options, stored
 
 
@@ -62,7 +62,7 @@ def event_text(payload: Any) -> str:
 def event_from(seq: int, item: dict[str, Any]) -> RunEvent:
     payload = item.get("payload")
     return RunEvent(
-        seq=seq, at=parse_time(item.get("occurred_at")) or datetime.now(timezone.utc), kind=str(item.get("event") or "event"),
+        seq=seq, at=parse_time(item.get("occurred_at")) or datetime.now(UTC), kind=str(item.get("event") or "event"),
         text=event_text(payload), data={"id": item.get("id"), "harness": item.get("harness"), "payload": payload},
     )
 

@@ -27,7 +27,7 @@ fetched in a worker thread and renewed five minutes before it expires.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -321,7 +321,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
             raise InvalidArgument(f"Azure AI Foundry lists sessions per agent: pass agent={known}.")
         agent_name, _ = self._agent(agent or str(self._default_agent()))
         version = agent.partition(":")[2] if agent and ":" in agent else None  # a bare name lists every version
-        since = None if created_after is None else (created_after if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc))
+        since = None if created_after is None else (created_after if created_after.tzinfo else created_after.replace(tzinfo=UTC))
         runs: list[Run] = []
         after, more, pages = cursor, True, 0
         while more and len(runs) < limit and pages < _MAX_LIST_PAGES:
@@ -369,4 +369,4 @@ class AzureFoundryBackend(SessionFiles, Backend):
         run = await self.get_run(run_id)  # 404 here: nothing to delete (the service would answer 204 regardless)
         agent, session_id = self._handle(run_id)
         await self._request("DELETE", self._session_path(agent, session_id), headers={"Accept": "*/*"})
-        return run.model_copy(update={"state": "cancelled", "platform_state": "deleted", "ended_at": datetime.now(timezone.utc)})
+        return run.model_copy(update={"state": "cancelled", "platform_state": "deleted", "ended_at": datetime.now(UTC)})

@@ -7,7 +7,7 @@ These pure functions turn a Responses object into a turn, and turns into run sta
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.backends.times import parse_time
@@ -33,7 +33,7 @@ _TURN_STATES = {
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _output_text(response: dict[str, Any]) -> str:
@@ -86,7 +86,7 @@ def turn_events(run_id: str, backend: str, turns: list[dict[str, Any]], *, after
     """Each turn as a `prompt` event and a `response` (or `error`) event, numbered from 1."""
     events: list[RunEvent] = []
     for turn in turns:
-        at = parse_time(turn.get("at")) or datetime.now(timezone.utc)
+        at = parse_time(turn.get("at")) or datetime.now(UTC)
         events.append(RunEvent(seq=len(events) + 1, at=at, kind="prompt", text=str(turn.get("input", ""))))
         data = {k: turn.get(k) for k in ("response_id", "previous_response_id", "status") if turn.get(k)}
         if turn.get("status") == "failed" and not turn.get("output"):

@@ -6,7 +6,6 @@ Pure functions, no HTTP; `azure_foundry.py` uses them at the boundary.
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 import httpx2

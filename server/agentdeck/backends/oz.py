@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -64,8 +64,8 @@ class _NoConversation(AgentdeckError):
 
 
 def _rfc3339(moment: datetime) -> str:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _describe(response: httpx2.Response) -> str:
@@ -195,7 +195,7 @@ class OzBackend(RunFiles, Backend):
             if existing is not None:
                 run_id = existing.id
             else:
-                record.data["pending_since"] = datetime.now(timezone.utc).isoformat()
+                record.data["pending_since"] = datetime.now(UTC).isoformat()
                 record.save()
                 run_id = await self._create(agent, prompt, name, options, {**stored, KEY_FIELD: key}, parent_run_id, key)
             record.data.clear()
@@ -208,7 +208,7 @@ class OzBackend(RunFiles, Backend):
     ) -> str:
         """POST /agent/runs; the new run's id."""
         skill = options.get("skill") or await self._resolve_skill(agent)
-        config = {k: options[k] for k in ("environment_id", "model_id") if k in options}
+        config: dict[str, str] = {k: options[k] for k in ("environment_id", "model_id") if k in options}
         if ":" not in agent:
             config["name"] = agent
         body: dict[str, Any] = {"prompt": prompt, "config": config}

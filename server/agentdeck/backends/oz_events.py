@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.backends.times import parse_time
@@ -59,7 +59,7 @@ def _messages(steps: list[Any], depth: int) -> list[tuple[dict[str, Any], int, s
 def conversation_events(body: dict[str, Any], fallback_time: datetime | None) -> list[RunEvent]:
     """Every message of the conversation as one event: kind = role, text = its blocks' text."""
     events: list[RunEvent] = []
-    when = fallback_time or datetime.now(timezone.utc)
+    when = fallback_time or datetime.now(UTC)
     for message, depth, step_id in _messages(body.get("steps") or [], 0):
         when = parse_time(message.get("timestamp")) or when
         blocks = [b for b in message.get("content") or [] if isinstance(b, dict)]
@@ -72,7 +72,7 @@ def conversation_events(body: dict[str, Any], fallback_time: datetime | None) ->
 
 
 def transcript_event(text: str, when: datetime | None) -> list[RunEvent]:
-    return [RunEvent(seq=1, at=when or datetime.now(timezone.utc), kind="transcript", text=text)] if text else []
+    return [RunEvent(seq=1, at=when or datetime.now(UTC), kind="transcript", text=text)] if text else []
 
 
 def page_events(run_id: str, backend: str, events: list[RunEvent], *, after_seq: int | None, limit: int, state: Any, done: bool) -> RunEventPage:

@@ -101,7 +101,8 @@ class RunFiles:
             raw = str(data["content"]).encode("utf-8")
             kept = raw[:max_bytes]
             text = _decode(kept, "text/plain", len(raw) > max_bytes) or ""
-            return FileContent(run_id=run_id, backend=self.name, path=path, size=len(raw), truncated=len(raw) > max_bytes, mime_type=str(data.get("content_type") or "text/markdown"), text=text)
+            mime = str(data.get("content_type") or "text/markdown")
+            return FileContent(run_id=run_id, backend=self.name, path=path, size=len(raw), truncated=len(raw) > max_bytes, mime_type=mime, text=text)
         if not data.get("download_url"):
             raise NotFound(f"Artifact '{uid}' of run {run_id} has neither content nor a download link.")
         return await self._fetch(run_id, path, str(data["download_url"]), data.get("content_type"), max_bytes)

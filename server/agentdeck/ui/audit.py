@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from agentdeck.backends.local.store_api import Row, Store
 
@@ -31,7 +31,7 @@ class AuditEntry:
 def _entry(row: Row) -> AuditEntry:
     return AuditEntry(
         id=int(row["id"]),
-        at=datetime.fromtimestamp(row["at"], tz=timezone.utc),
+        at=datetime.fromtimestamp(row["at"], tz=UTC),
         actor=row["actor"],
         action=row["action"],
         backend=row["backend"],

@@ -7,7 +7,7 @@ import getpass
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -47,7 +47,7 @@ def human_identity(name: str | None) -> str:
 
 
 def _iso(value: datetime | None) -> str:
-    return value.astimezone(timezone.utc).isoformat() if value else ""
+    return value.astimezone(UTC).isoformat() if value else ""
 
 
 class Dashboard:
@@ -79,7 +79,7 @@ class Dashboard:
         for backend in self.deck.backends.values():
             store = getattr(backend, "store", None)
             if store is not None:
-                return store  # type: ignore[no-any-return]
+                return store
         self._own_store = open_store(None, config.resolved_data_dir)
         return self._own_store
 

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ from agentdeck.backends.local.channels import Channels
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, json_size, loads, text_size, ts
 from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.overview import Overview
-from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
+from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher
 from agentdeck.backends.local.worktree_runs import WorktreeRuns
@@ -379,7 +379,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     ) -> RunPage:
         filters: dict[str, Any] = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
         if created_after is not None:
-            moment = created_after if created_after.tzinfo else created_after.replace(tzinfo=timezone.utc)
+            moment = created_after if created_after.tzinfo else created_after.replace(tzinfo=UTC)
             # Times travel as ISO strings with microseconds; a run created within that same
             # microsecond is not "after" it, whatever the stored float's extra digits say.
             filters["created_after"] = moment.timestamp() + 0.0000005

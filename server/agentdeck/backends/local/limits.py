@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.errors import InvalidArgument
@@ -16,7 +16,7 @@ MAX_PROMPT_BYTES = 256 * 1024
 
 
 def ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
 def loads(value: str | None) -> Any:

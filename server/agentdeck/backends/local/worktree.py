@@ -319,7 +319,8 @@ def diff(info: dict[str, Any]) -> bytes:
 def changed(info: dict[str, Any]) -> dict[str, int | None]:
     """The paths the run changed and present at its last commit, each with its size in bytes."""
     head = _head(info)
-    paths = [p for p in _git(info["repo"], "diff", "--no-renames", "--name-only", "--diff-filter=d", "-z", info["base_commit"], head).stdout.decode(errors="replace").split("\0") if p]
+    listed = _git(info["repo"], "diff", "--no-renames", "--name-only", "--diff-filter=d", "-z", info["base_commit"], head).stdout
+    paths = [p for p in listed.decode(errors="replace").split("\0") if p]
     sizes: dict[str, int | None] = dict.fromkeys(paths[:_MAX_FILES])
     if paths:
         listing = _git(info["repo"], "ls-tree", "-l", "-z", "--full-tree", head, "--", *sizes).stdout.decode(errors="replace")

@@ -17,8 +17,8 @@ import functools
 import logging
 import mimetypes
 import os
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -129,10 +129,14 @@ class WorktreeRuns:
         row = await self._get(run_id)
         tree = loads(row.get("worktree"))
         if not tree:
-            raise Unsupported(f"Run {run_id} did not work in a git worktree, so it has no change to show; only agents with isolation = \"worktree\" have session files on backend '{self.name}'.")
+            raise Unsupported(
+                f"Run {run_id} did not work in a git worktree, so it has no change to show; "
+                f"only agents with isolation = \"worktree\" have session files on backend '{self.name}'."
+            )
         if tree.get("host") != self._host:
             raise Unavailable(
-                f"Run {run_id}'s branch {tree['branch']} is in {tree['repo']} on host {tree['host']}; read it through an agentdeck on that host (get_run lists the changed files from anywhere).",
+                f"Run {run_id}'s branch {tree['branch']} is in {tree['repo']} on host {tree['host']}; "
+                "read it through an agentdeck on that host (get_run lists the changed files from anywhere).",
                 retryable=False,
             )
         if tree.get("state") == "failed":
@@ -170,7 +174,7 @@ class WorktreeRuns:
         if clean == worktree.DIFF_NAME:
             data, mime = await self._git(worktree.diff, tree), "text/x-diff"
         elif clean in await self._git(worktree.changed, tree):
-            data, mime = await self._git(worktree.read, tree, clean), mimetypes.guess_type(clean)[0]
+            data, mime = await self._git(worktree.read, tree, clean), mimetypes.guess_type(clean)[0] or "application/octet-stream"
         else:
             raise NotFound(f"Run {run_id} did not change '{clean}' (or deleted it); list_session_files shows its changed files, and {worktree.DIFF_NAME} has the whole diff.")
         kept, truncated = data[:max_bytes], len(data) > max_bytes
