@@ -127,6 +127,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (2, ["CREATE INDEX runs_by_created ON runs (created_at)"]),
+    # claims whose lease expired before expiry closed their attempt: close them now
+    (
+        3,
+        [
+            "UPDATE task_attempts SET ended_at = claimed_at, outcome = 'expired' WHERE ended_at IS NULL"
+            " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)"
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -201,13 +209,16 @@ Q = {
     " VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s, %s) RETURNING *",
     # one task by id
     "get_task": "SELECT * FROM tasks WHERE id = %s",
-    # expired leases on their last attempt fail, the others go back to the queue; rows another
-    # claimer is handling are skipped, not waited for
-    "expire": "UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+    # expired leases on their last attempt fail, the others go back to the queue, and their
+    # attempts end; rows another claimer is handling are skipped, not waited for
+    "expire": "WITH gone AS (SELECT seq, lease_run_id FROM tasks WHERE queue = %(queue)s AND state = 'claimed'"
+    " AND lease_expires_at < %(now)s FOR UPDATE SKIP LOCKED),"
+    " ended AS (UPDATE task_attempts SET ended_at = %(now)s, outcome = 'expired' FROM gone"
+    " WHERE task_attempts.run_id = gone.lease_run_id AND task_attempts.ended_at IS NULL)"
+    " UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
     " error = CASE WHEN attempts >= max_attempts THEN 'lease expired on the last attempt' ELSE error END,"
     " lease_run_id = NULL, claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = %(now)s"
-    " WHERE seq IN (SELECT seq FROM tasks WHERE queue = %(queue)s AND state = 'claimed' AND lease_expires_at < %(now)s"
-    " FOR UPDATE SKIP LOCKED)",
+    " FROM gone WHERE tasks.seq = gone.seq",
     # the best ready task (highest priority, then oldest) that no other claimer has locked
     # becomes this claim's, with its attempt recorded: one statement, one winner per task
     "claim": "WITH next AS (SELECT seq FROM tasks WHERE queue = %(queue)s AND state = 'queued'"

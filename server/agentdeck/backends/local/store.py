@@ -136,6 +136,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     ),
     (2, "ALTER TABLE runs ADD COLUMN supervisor_host TEXT"),
     (3, "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at)"),
+    # claims whose lease expired before expiry closed their attempt: close them now
+    (
+        4,
+        "UPDATE task_attempts SET ended_at = claimed_at, outcome = 'expired' WHERE ended_at IS NULL"
+        " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -202,6 +208,9 @@ _Q = {
     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
     # one task by id
     "get_task": "SELECT * FROM tasks WHERE id = ?",
+    # the attempts of the leases "expire" is about to end
+    "expire_attempts": "UPDATE task_attempts SET ended_at = :now, outcome = 'expired' WHERE ended_at IS NULL AND run_id IN"
+    " (SELECT lease_run_id FROM tasks WHERE queue = :queue AND state = 'claimed' AND lease_expires_at < :now)",
     # expired leases on their last attempt fail; the others go back to the queue
     "expire": "UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
     " error = CASE WHEN attempts >= max_attempts THEN 'lease expired on the last attempt' ELSE error END,"
@@ -427,6 +436,7 @@ class SqliteDb:
     def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> dict[str, Any] | None:
         """Give the best queued task to `holder`: inside one write transaction, one winner."""
         with self._tx():
+            self._db.execute(_Q["expire_attempts"], {"queue": queue, "now": now})
             self._db.execute(_Q["expire"], {"queue": queue, "now": now})
             row = self._db.execute(_Q["next_ready"], (queue,)).fetchone()
             if row is None:
