@@ -52,6 +52,7 @@ __all__ = ["LocalBackend"]
 log = logging.getLogger("agentdeck.local")
 
 _NEVER_STARTED_SECONDS = 60.0
+_MAX_WORKSPACE_BYTES = 1024
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -226,10 +227,17 @@ class LocalBackend(Channels, Tasks, Backend):
 
     def _workspace(self, workspace: str | None) -> Path:
         root = self.workspace_root
+        if workspace and ("\0" in workspace or len(workspace.encode()) > _MAX_WORKSPACE_BYTES or any(len(p.encode()) > 255 for p in workspace.split("/"))):
+            raise InvalidArgument(
+                f"workspace must be a relative path of at most {_MAX_WORKSPACE_BYTES} bytes, each name at most 255 bytes, without NUL; pick a shorter name"
+            )
         target = (root / workspace).resolve() if workspace else root
         if target != root and root not in target.parents:
             raise InvalidArgument(f"workspace must stay inside {root}; pass a relative path without '..' or links out of it")
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgument(f"workspace {str(target)!r} cannot be created ({exc.strerror or exc}); pick another relative path") from None
         return target
 
     def _launch(self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int) -> None:
