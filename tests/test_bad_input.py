@@ -13,6 +13,7 @@ CASES = [
     ("spawn_agent", {"agent": "echo"}, "invalid_argument", "prompt"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "workspace": "../../etc"}, "invalid_argument", "workspace"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "parent_run_id": "run_missing"}, "not_found", "list_runs"),
+    ("spawn_agent", {"agent": "echo", "prompt": "a\0b"}, "invalid_argument", "NUL"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "workspace": "a\0b"}, "invalid_argument", "workspace"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "workspace": "w" * 1000}, "invalid_argument", "workspace"),
     ("spawn_agent", {"agent": "echo", "prompt": "x", "workspace": "/".join(["w" * 200] * 6)}, "invalid_argument", "workspace"),

@@ -8,21 +8,22 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agentdeck.backends.local.guard import run_processes
 from agentdeck.backends.local.store_api import Store
 from tests.helpers import call, config_for, fail, local_client
 
 pytestmark = pytest.mark.usefixtures("store_url")
 
 
-def _pids_with(marker: str) -> list[int]:
+def _pids_with(marker: str, run_id: str) -> list[int]:
+    """This run's processes whose command line holds `marker` (other test sessions share the machine)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
+    for pid in run_processes(run_id):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            pass
     return found
 
 
@@ -84,12 +85,12 @@ async def test_cancel_stops_the_run_and_leaves_no_process_behind(tmp_path: Path)
     async with local_client(config_for(tmp_path)) as client:
         run = await call(client, "spawn_agent", {"agent": "sleeper", "prompt": "x"})
         with anyio.fail_after(15):
-            while not _pids_with("agentdeck-test-grandchild"):
+            while not _pids_with("agentdeck-test-grandchild", run["id"]):
                 await anyio.sleep(0.05)
         cancelled = await call(client, "cancel_run", {"run_id": run["id"]})
         assert cancelled["state"] == "cancelled"
         with anyio.fail_after(10):
-            while _pids_with("agentdeck-test-grandchild"):
+            while _pids_with("agentdeck-test-grandchild", run["id"]):
                 await anyio.sleep(0.05)
         again = await fail(client, "cancel_run", {"run_id": run["id"]})
         assert again["code"] == "conflict"

@@ -135,6 +135,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)"
         ],
     ),
+    (4, ["ALTER TABLE runs ADD COLUMN heartbeat_at DOUBLE PRECISION"]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -172,7 +173,9 @@ Q = {
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = %s, child_pid = %s WHERE id = %s AND state = 'queued'",
     # which process (and machine) supervises the run
-    "run_supervisor": "UPDATE runs SET supervisor_pid = %s, supervisor_host = %s WHERE id = %s",
+    "run_supervisor": "UPDATE runs SET supervisor_pid = %s, supervisor_host = %s, heartbeat_at = %s WHERE id = %s",
+    # the supervisor is alive; it learns whether the run was cancelled or declared lost meanwhile
+    "run_heartbeat": "UPDATE runs SET heartbeat_at = %s WHERE id = %s RETURNING state, cancel_requested",
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = %s, ended_at = %s, exit_code = %s, error_code = %s, error_message = %s,"
     " child_pid = NULL WHERE id = %s AND state IN ('queued', 'running', 'waiting')",

@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
         "UPDATE task_attempts SET ended_at = claimed_at, outcome = 'expired' WHERE ended_at IS NULL"
         " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)",
     ),
+    (5, "ALTER TABLE runs ADD COLUMN heartbeat_at REAL"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -168,7 +169,9 @@ _Q = {
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = ?, child_pid = ? WHERE id = ? AND state = 'queued'",
     # which process (and machine) supervises the run
-    "run_supervisor": "UPDATE runs SET supervisor_pid = ?, supervisor_host = ? WHERE id = ?",
+    "run_supervisor": "UPDATE runs SET supervisor_pid = ?, supervisor_host = ?, heartbeat_at = ? WHERE id = ?",
+    # the supervisor is alive; it learns whether the run was cancelled or declared lost meanwhile
+    "run_heartbeat": "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING state, cancel_requested",
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = ?, ended_at = ?, exit_code = ?, error_code = ?, error_message = ?,"
     " child_pid = NULL WHERE id = ? AND state IN ('queued', 'running', 'waiting')",
@@ -342,8 +345,11 @@ class SqliteDb:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         return [dict(r) for r in self._db.execute(sql, (*args, limit))]
 
-    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None:
-        self._db.execute(_Q["run_supervisor"], (pid, host, run_id))
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None, now: float | None = None) -> None:
+        self._db.execute(_Q["run_supervisor"], (pid, host, now, run_id))
+
+    def run_heartbeat(self, run_id: str, now: float) -> dict[str, Any] | None:
+        return self._one("run_heartbeat", now, run_id)
 
     def mark_started(self, run_id: str, child_pid: int, now: float) -> None:
         self._db.execute(_Q["run_started"], (now, child_pid, run_id))

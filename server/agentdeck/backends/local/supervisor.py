@@ -6,8 +6,14 @@ The spawning agentdeck process starts this with the run's spec on stdin (argv, c
 limits) and goes on; the supervisor starts the agent in a new process group, turns each
 output line into a run event, enforces the TTL, and records how the run ended. Because it
 outlives the MCP server that spawned it, a run survives its client closing, and any agentdeck
-process can cancel it by sending SIGTERM here: the agent's whole group gets SIGTERM, then
-SIGKILL after the grace period, so nothing is left behind.
+process on this machine can cancel it by sending SIGTERM here: the agent's whole group gets
+SIGTERM, then SIGKILL after the grace period, so nothing is left behind.
+
+Every `heartbeat_seconds` it writes a heartbeat into the run's row and reads back whether a
+cancel was requested (from any machine: that is how a cancel reaches it through the store) or
+whether a reader declared it lost. A reader anywhere that sees no heartbeat for the store's
+supervisor timeout records the run as failed (`supervisor_lost`). If the supervisor itself
+dies, its guard ends the agent's process group (guard.py).
 
 It records the run through a RunLog: the SQLite file directly (stdlib only, so it starts in a
 few tens of milliseconds), or for a PostgreSQL store one plain psycopg connection, imported
@@ -30,14 +36,15 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from agentdeck.backends.local.store_api import open_run_log
+from agentdeck.backends.local.guard import Guard, die_with_parent, kill_group
+from agentdeck.backends.local.store_api import RunLog, open_run_log
 
 _FLUSH_SECONDS = 0.05
 _STDERR_TAIL = 20
 
 
 class _Stop:
-    reason: str | None = None  # "cancelled" or "ttl"
+    reason: str | None = None  # "cancelled", "ttl", or "lost" (another process declared the run over)
 
 
 def _pump(stream: IO[bytes], kind: str, lines: queue.Queue[tuple[str, str] | None]) -> None:
@@ -46,11 +53,46 @@ def _pump(stream: IO[bytes], kind: str, lines: queue.Queue[tuple[str, str] | Non
     lines.put(None)
 
 
-def _kill_group(pid: int, sig: int) -> None:
+def _feed(stream: IO[bytes], text: str) -> None:
     try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+        stream.write(text.encode())
+        stream.close()
+    except OSError:
+        pass  # the agent closed its stdin or ended: it did not want the rest
+
+
+def _write_prompt_file(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _beat(store: RunLog, run_id: str, stop: _Stop) -> None:
+    """One heartbeat: tells readers this supervisor lives, and hears about a cancel from any machine."""
+    row = store.run_heartbeat(run_id, time.time()) or {}
+    if stop.reason is None and row.get("state") not in (None, "queued", "running"):
+        stop.reason = "lost"  # a reader took us for dead (we were stalled past the timeout): stop the agent
+    elif stop.reason is None and row.get("cancel_requested"):
+        stop.reason = "cancelled"
+
+
+def _start_agent(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+    if spec.get("prompt_file"):
+        _write_prompt_file(spec["prompt_file"], spec["prompt"])
+    child = subprocess.Popen(
+        spec["argv"],
+        cwd=spec.get("cwd"),
+        env=spec["env"],
+        stdin=subprocess.DEVNULL if spec.get("stdin") is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+    if child.stdin is not None:
+        threading.Thread(target=_feed, args=(child.stdin, spec["stdin"]), daemon=True).start()
+    return child
 
 
 def supervise(spec: dict[str, Any]) -> None:
@@ -63,25 +105,20 @@ def supervise(spec: dict[str, Any]) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    store.set_supervisor(run_id, os.getpid(), socket.gethostname())
+    guard = Guard()  # forked before any thread starts
+    store.set_supervisor(run_id, os.getpid(), socket.gethostname(), time.time())
     if (store.get_run(run_id) or {}).get("cancel_requested"):
         stop.reason = "cancelled"
 
     try:
-        child = subprocess.Popen(
-            spec["argv"],
-            cwd=spec.get("cwd"),
-            env=spec["env"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        child = _start_agent(spec)
     except OSError as exc:
+        guard.disarm()
         store.append_events(run_id, [("system", f"could not start the agent: {exc.strerror or exc}")], spec["max_output_bytes"])
         store.finish_run(run_id, "failed", time.time(), error_code="spawn_failed", error_message=f"could not start {spec['argv'][0]!r}: {exc.strerror or exc}")
         wake(f"run:{run_id}", "runs")
         return
+    guard.arm(child.pid)
 
     store.mark_started(run_id, child.pid, time.time())
     wake(f"run:{run_id}", "runs")
@@ -95,8 +132,9 @@ def supervise(spec: dict[str, Any]) -> None:
 
     stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
     deadline = time.monotonic() + spec["ttl_seconds"]
+    beat_every = spec.get("heartbeat_seconds") or 1.0
     open_streams, batch, killed_at = 2, [], None
-    next_flush = next_db_check = time.monotonic()
+    next_flush = next_beat = time.monotonic()
     while open_streams or child.poll() is None:
         try:
             item = lines.get(timeout=_FLUSH_SECONDS)
@@ -113,22 +151,26 @@ def supervise(spec: dict[str, Any]) -> None:
             store.append_events(run_id, batch, spec["max_output_bytes"])
             wake(f"run:{run_id}")
             batch, next_flush = [], now + _FLUSH_SECONDS
-        if stop.reason is None and now >= next_db_check:
-            next_db_check = now + 1.0  # a cancel whose signal we missed still lands
-            if (store.get_run(run_id) or {}).get("cancel_requested"):
-                stop.reason = "cancelled"
+        if now >= next_beat:
+            next_beat = now + beat_every
+            _beat(store, run_id, stop)
         if stop.reason is None and now >= deadline:
             stop.reason = "ttl"
         if stop.reason and killed_at is None:
             killed_at = now
-            _kill_group(child.pid, signal.SIGTERM)
+            kill_group(child.pid, signal.SIGKILL if stop.reason == "lost" else signal.SIGTERM)
         if killed_at is not None and now - killed_at >= spec["grace_seconds"]:
-            _kill_group(child.pid, signal.SIGKILL)
+            kill_group(child.pid, signal.SIGKILL)
             if child.poll() is not None and now - killed_at >= spec["grace_seconds"] + 2:
                 break  # an escaped grandchild holds the pipes; the run is over all the same
     code = child.wait()
-    if killed_at is not None:
-        _kill_group(child.pid, signal.SIGKILL)  # whatever of the group is still alive
+    kill_group(child.pid, signal.SIGKILL)  # what the agent left running ends with its run
+    guard.disarm()
+    if spec.get("prompt_file"):
+        Path(spec["prompt_file"]).unlink(missing_ok=True)
+    if stop.reason == "lost":
+        store.close()
+        return  # the run was already recorded as ended by the process that declared it lost
 
     if stop.reason == "cancelled":
         state, error_code, message = "cancelled", None, None
