@@ -136,6 +136,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (4, ["ALTER TABLE runs ADD COLUMN heartbeat_at DOUBLE PRECISION"]),
+    # streaks of one sender's consecutive messages, so readers skip their own (unread.py)
+    (
+        5,
+        [
+            "ALTER TABLE messages ADD COLUMN streak_head BIGINT, ADD COLUMN streak_last BIGINT",
+            "ALTER TABLE channels ADD COLUMN last_sender TEXT, ADD COLUMN streak_head BIGINT",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -192,7 +200,13 @@ Q = {
     # create a channel on its first message, count the others; the row lock it takes orders
     # the channel's appends, so message ids commit in increasing order and cursors skip nothing
     "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (%s, %s, 1, %s)"
-    " ON CONFLICT (name) DO UPDATE SET message_count = channels.message_count + 1, last_message_at = excluded.last_message_at",
+    " ON CONFLICT (name) DO UPDATE SET message_count = channels.message_count + 1, last_message_at = excluded.last_message_at"
+    " RETURNING last_sender, streak_head",
+    # a new message joins its streak: it names the streak's head, the head names its new last
+    "mark_streak": "UPDATE messages SET streak_head = %(head)s,"
+    " streak_last = CASE WHEN id = %(head)s THEN %(id)s ELSE streak_last END WHERE id IN (%(id)s, %(head)s)",
+    # who sent the channel's last message, and where that streak began
+    "channel_streak": "UPDATE channels SET last_sender = %s, streak_head = %s WHERE name = %s",
     # a new message
     "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
@@ -205,8 +219,10 @@ Q = {
     "cursor_put": "UPDATE cursors SET last_id = %s WHERE channel = %s AND identity = %s",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = %s ORDER BY id DESC LIMIT %s) newest ORDER BY id",
-    # messages after a cursor that others sent
-    "unread": "SELECT * FROM messages WHERE channel = %s AND id > %s AND sender <> %s ORDER BY id LIMIT %s",
+    # a page of a channel's messages after an id (unread.py drops the reader's own)
+    "after": "SELECT * FROM messages WHERE channel = %s AND id > %s ORDER BY id LIMIT %s",
+    # where a streak of one sender's messages ends
+    "streak_end": "SELECT streak_last FROM messages WHERE id = %s",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s, %s) RETURNING *",

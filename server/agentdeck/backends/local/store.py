@@ -24,6 +24,7 @@ from typing import Any
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
+from agentdeck.backends.local.unread import Step, streak_of, unread
 
 __all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id", "open_reader"]
 
@@ -143,6 +144,16 @@ CREATE TABLE IF NOT EXISTS idempotency (
         " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)",
     ),
     (5, "ALTER TABLE runs ADD COLUMN heartbeat_at REAL"),
+    # streaks of one sender's consecutive messages, so readers skip their own (unread.py)
+    (
+        6,
+        """
+ALTER TABLE messages ADD COLUMN streak_head INTEGER;
+ALTER TABLE messages ADD COLUMN streak_last INTEGER;
+ALTER TABLE channels ADD COLUMN last_sender TEXT;
+ALTER TABLE channels ADD COLUMN streak_head INTEGER
+""",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -191,7 +202,13 @@ _Q = {
     "channels": "SELECT * FROM channels ORDER BY name",
     # create a channel on its first message, count the others
     "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (?, ?, 1, ?)"
-    " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at",
+    " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at"
+    " RETURNING last_sender, streak_head",
+    # a new message joins its streak: it names the streak's head, the head names its new last
+    "mark_streak": "UPDATE messages SET streak_head = :head, streak_last = CASE WHEN id = :head THEN :id ELSE streak_last END"
+    " WHERE id IN (:id, :head)",
+    # who sent the channel's last message, and where that streak began
+    "channel_streak": "UPDATE channels SET last_sender = ?, streak_head = ? WHERE name = ?",
     # a new message
     "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -204,8 +221,10 @@ _Q = {
     " ON CONFLICT (channel, identity) DO UPDATE SET last_id = excluded.last_id",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-    # messages after a cursor that others sent
-    "unread": "SELECT * FROM messages WHERE channel = ? AND id > ? AND sender != ? ORDER BY id LIMIT ?",
+    # a page of a channel's messages after an id (unread.py drops the reader's own)
+    "after": "SELECT * FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?",
+    # where a streak of one sender's messages ends
+    "streak_end": "SELECT streak_last FROM messages WHERE id = ?",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
@@ -395,15 +414,28 @@ class SqliteDb:
             existing = self._remembered(scope, key)
             if existing is not None:
                 return self.get_message(int(existing)) or {}
-            self._db.execute(_Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
+            channel = self._one("channel_touch", message["channel"], message["sent_at"], message["sent_at"])
             row = dict(
                 self._db.execute(
                     _Q["insert_message"],
                     (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
                 ).fetchone()
             )
+            head = streak_of(channel, message["sender"], row["id"])
+            self._db.execute(_Q["mark_streak"], {"id": row["id"], "head": head})
+            self._db.execute(_Q["channel_streak"], (message["sender"], head, message["channel"]))
             self._remember(scope, key, str(row["id"]), message["sent_at"])
         return row
+
+    def _drive(self, steps: Step) -> list[dict[str, Any]]:
+        """Run a unread.py read: each of its steps is one named query."""
+        rows: list[dict[str, Any]] | None = None
+        try:
+            while True:
+                name, args = steps.send(rows)  # type: ignore[arg-type]
+                rows = self._all(name, *args)
+        except StopIteration as done:
+            return list(done.value)
 
     def latest_messages(self, channel: str, limit: int) -> list[dict[str, Any]]:
         return self._all("latest", channel, limit)
@@ -414,7 +446,7 @@ class SqliteDb:
             row = self._db.execute(_Q["cursor_get"], (channel, identity)).fetchone()
             stored = row[0] if row else None
             start = after if after is not None else (stored or 0)
-            rows = self._all("unread", channel, start, identity, limit + 1)
+            rows = self._drive(unread(channel, start, identity, limit + 1))
             found, more = rows[:limit], len(rows) > limit
             cursor = found[-1]["id"] if found else start
             if cursor != stored:
