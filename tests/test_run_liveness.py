@@ -106,6 +106,19 @@ async def test_cancel_of_a_run_whose_supervisor_is_gone_ends_it_cancelled(tmp_pa
         assert "could not be reached" in cancelled["error"]["message"]
 
 
+@pytest.mark.usefixtures("store_url")
+async def test_a_run_ends_with_its_agent_and_takes_what_it_left_running_along(tmp_path: Path) -> None:
+    python = sys.executable.replace("\\", "\\\\")
+    leaver = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); print('bye')"
+    toml = _toml() + f'\n[backends.local.agents.leaver]\ncommand = ["{python}", "-c", "{leaver}"]\n'
+    async with local_client(config_for(tmp_path, toml=toml)) as client:
+        run = await call(client, "spawn_agent", {"agent": "leaver", "prompt": "x"})
+        with anyio.fail_after(30):  # the child it left holds its output open, yet the run ends
+            ended = await call(client, "wait_for_run", {"run_id": run["id"], "timeout_seconds": 25})
+        assert ended["state"] == "succeeded"
+        await _gone(run["id"], 5)
+
+
 def _other_host(directory: Path, host: str) -> StdioServerParameters:
     """An agentdeck server on "another machine": its own UTS namespace and host name."""
     code = f"import os, socket, sys; socket.sethostname({host!r}); os.execv(sys.executable, [sys.executable, '-m', 'agentdeck', 'serve'])"

@@ -48,7 +48,10 @@ class Guard:
         self.pid = pid
 
     def arm(self, pgid: int) -> None:
-        os.write(self._write_end, f"{pgid}\n".encode())
+        try:
+            os.write(self._write_end, f"{pgid}\n".encode())
+        except OSError:
+            pass  # the guard was killed: the agent's parent-death signal and the reaper remain
 
     def disarm(self) -> None:
         """The supervisor is ending in order and has ended the group itself: the guard just exits."""

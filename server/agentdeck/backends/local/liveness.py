@@ -15,7 +15,8 @@ from typing import Any
 
 __all__ = ["NEVER_STARTED_SECONDS", "lost", "pid_alive", "supervised_here"]
 
-NEVER_STARTED_SECONDS = 60.0
+NEVER_STARTED_SECONDS = 10.0
+"""A queued run without a supervisor after this long, or twice the timeout, never started."""
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -53,6 +54,6 @@ def lost(row: dict[str, Any], now: float, host: str, timeout: float) -> tuple[st
                 " it or its machine is gone, and the run's outcome is unknown"
             )
         return None
-    if now - row["created_at"] > NEVER_STARTED_SECONDS:
+    if now - row["created_at"] > max(2 * timeout, NEVER_STARTED_SECONDS):
         return "never_started", "the run was recorded but its process never started"
     return None

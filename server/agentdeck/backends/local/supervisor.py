@@ -41,6 +41,7 @@ from agentdeck.backends.local.store_api import RunLog, open_run_log
 
 _FLUSH_SECONDS = 0.05
 _STDERR_TAIL = 20
+_DRAIN_SECONDS = 2.0  # output still read after the agent exits, from what it left running
 
 
 class _Stop:
@@ -107,7 +108,12 @@ def supervise(spec: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, on_term)
     guard = Guard()  # forked before any thread starts
     store.set_supervisor(run_id, os.getpid(), socket.gethostname(), time.time())
-    if (store.get_run(run_id) or {}).get("cancel_requested"):
+    run = store.get_run(run_id) or {}
+    if run.get("state") != "queued":  # declared never started while this process was slow to start
+        guard.disarm()
+        store.close()
+        return
+    if run.get("cancel_requested"):
         stop.reason = "cancelled"
 
     try:
@@ -133,7 +139,7 @@ def supervise(spec: dict[str, Any]) -> None:
     stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
     deadline = time.monotonic() + spec["ttl_seconds"]
     beat_every = spec.get("heartbeat_seconds") or 1.0
-    open_streams, batch, killed_at = 2, [], None
+    open_streams, batch, killed_at, exited_at = 2, [], None, None
     next_flush = next_beat = time.monotonic()
     while open_streams or child.poll() is None:
         try:
@@ -163,6 +169,14 @@ def supervise(spec: dict[str, Any]) -> None:
             kill_group(child.pid, signal.SIGKILL)
             if child.poll() is not None and now - killed_at >= spec["grace_seconds"] + 2:
                 break  # an escaped grandchild holds the pipes; the run is over all the same
+        if exited_at is None and child.poll() is not None:
+            exited_at = now
+        if exited_at is not None and now - exited_at >= _DRAIN_SECONDS:
+            # The agent has ended, but something it started still holds its output open: the
+            # run is over with the agent, so what it left behind goes too.
+            kill_group(child.pid, signal.SIGKILL)
+            if now - exited_at >= _DRAIN_SECONDS + 2:
+                break
     code = child.wait()
     kill_group(child.pid, signal.SIGKILL)  # what the agent left running ends with its run
     guard.disarm()
