@@ -9,14 +9,10 @@ backend only sees the async Store interface and does not care which one it has.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,9 +24,9 @@ import anyio.abc
 from agentdeck.backends.base import Backend, Capability, Progress
 from agentdeck.backends.local.channels import Channels
 from agentdeck.backends.local.guard import end_run_group
-from agentdeck.backends.local.launch import agent_argv, check_prompt, prompt_file
-from agentdeck.backends.local.liveness import lost, pid_alive, supervised_here
+from agentdeck.backends.local.launch import agent_argv, check_prompt, prompt_file, start_supervisor
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, json_size, loads, text_size, ts
+from agentdeck.backends.local.liveness import lost, pid_alive, supervised_here
 from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
@@ -269,17 +265,7 @@ class LocalBackend(Channels, Tasks, Backend):
             "heartbeat_seconds": self._heartbeat_seconds,
             "max_output_bytes": self.config.max_output_bytes,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
-        # Reap it when it ends so it does not linger as a zombie of this process.
-        threading.Thread(target=proc.wait, daemon=True).start()
+        start_supervisor(spec)
 
     async def _get(self, run_id: str) -> dict[str, Any]:
         row = await self.store.get_run(run_id)

@@ -11,11 +11,16 @@ is refused here, before anything is created, instead of failing later in the sup
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from agentdeck.errors import InvalidArgument
 
-__all__ = ["MAX_ARG_BYTES", "agent_argv", "check_prompt", "prompt_file"]
+__all__ = ["MAX_ARG_BYTES", "agent_argv", "check_prompt", "prompt_file", "start_supervisor"]
 
 MAX_ARG_BYTES = 128 * 1024 - 1
 
@@ -45,3 +50,18 @@ def check_prompt(prompt: str, argv: list[str], agent: str) -> None:
                 f"prompt makes one argument of agent '{agent}' {size} bytes, over the {MAX_ARG_BYTES}-byte limit the operating system"
                 " puts on one argument; shorten it, or configure the agent with `{prompt_file}` or `prompt_stdin = true` in its command"
             )
+
+
+def start_supervisor(spec: dict[str, Any]) -> None:
+    """Start the run's supervisor (supervisor.py) in a session of its own and hand it `spec`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(spec).encode())
+    proc.stdin.close()
+    # Reap it when it ends so it does not linger as a zombie of this process.
+    threading.Thread(target=proc.wait, daemon=True).start()
