@@ -285,6 +285,7 @@ class LocalBackend(Channels, Tasks, Backend):
         code, message = found
         if supervised_here(row, self._host):
             end_run_group(row["child_pid"], row["id"])
+            prompt_file(self.data_dir, row["id"]).unlink(missing_ok=True)
         if row["cancel_requested"]:
             state, message = "cancelled", f"cancelled, but its process could not be reached: {message}"
         else:

@@ -120,6 +120,8 @@ def supervise(spec: dict[str, Any]) -> None:
         child = _start_agent(spec)
     except OSError as exc:
         guard.disarm()
+        if spec.get("prompt_file"):
+            Path(spec["prompt_file"]).unlink(missing_ok=True)
         store.append_events(run_id, [("system", f"could not start the agent: {exc.strerror or exc}")], spec["max_output_bytes"])
         store.finish_run(run_id, "failed", time.time(), error_code="spawn_failed", error_message=f"could not start {spec['argv'][0]!r}: {exc.strerror or exc}")
         wake(f"run:{run_id}", "runs")
