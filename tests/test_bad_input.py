@@ -30,6 +30,7 @@ CASES = [
     ("send_channel_message", {"channel": "", "body": "x"}, "invalid_argument", "channel"),
     ("send_channel_message", {"channel": "bad name!", "body": "x"}, "invalid_argument", "channel"),
     ("send_channel_message", {"channel": "general", "body": "x" * 70_000}, "invalid_argument", "KiB"),
+    ("send_channel_message", {"channel": "general", "body": "a\0b"}, "invalid_argument", "NUL"),
     ("receive_channel_messages", {"channel": "general", "limit": -3}, "invalid_argument", "limit"),
     ("receive_channel_messages", {"channel": "general", "wait_seconds": 3600}, "invalid_argument", "wait_seconds"),
     ("receive_channel_messages", {"channel": "general", "after": "9223372036854775808"}, "invalid_argument", "after"),

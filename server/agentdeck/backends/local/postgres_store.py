@@ -30,7 +30,7 @@ from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.postgres_sql import MIGRATIONS, Q, notify_channel
 from agentdeck.backends.local.store_api import Row, UnknownClaim, describe_store, new_id
 from agentdeck.backends.local.unread import Step, streak_of, unread
-from agentdeck.errors import Unavailable
+from agentdeck.errors import InvalidArgument, Unavailable
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -89,6 +89,10 @@ class PostgresStore:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except psycopg.DataError as exc:
+            # A value PostgreSQL cannot hold (a NUL in a text argument, say): the caller's to fix.
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidArgument(f"The store refused a value: {detail}. Change that argument and call again.") from None
         except (psycopg.OperationalError, PoolTimeout) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise Unavailable(
