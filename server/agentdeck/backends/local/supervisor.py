@@ -130,14 +130,28 @@ def supervise(spec: dict[str, Any]) -> None:
 
     store.mark_started(run_id, child.pid, time.time())
     wake(f"run:{run_id}", "runs")
-    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
-    readers = [
-        threading.Thread(target=_pump, args=(child.stdout, "stdout", lines), daemon=True),
-        threading.Thread(target=_pump, args=(child.stderr, "stderr", lines), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
+    code, batch, stderr_tail = _watch(child, spec, store, wake, stop)
+    kill_group(child.pid, signal.SIGKILL)  # what the agent left running ends with its run
+    guard.disarm()
+    if spec.get("prompt_file"):
+        Path(spec["prompt_file"]).unlink(missing_ok=True)
+    if stop.reason != "lost":  # else the process that declared it lost has recorded its end
+        state, error_code, message, note = _outcome(stop.reason, code, spec["ttl_seconds"], stderr_tail)
+        store.append_events(run_id, [*batch, ("system", note)], spec["max_output_bytes"])
+        store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
+        wake(f"run:{run_id}", "runs")
+    store.close()
 
+
+def _watch(child: subprocess.Popen[bytes], spec: dict[str, Any], store: RunLog, wake: Any, stop: _Stop) -> tuple[int, list[tuple[str, str]], list[str]]:
+    """Record the agent's output and heartbeat until it ends or is stopped.
+
+    Returns its exit code, the output lines not yet recorded, and its last stderr lines.
+    """
+    run_id = spec["run_id"]
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+    for stream, kind in ((child.stdout, "stdout"), (child.stderr, "stderr")):
+        threading.Thread(target=_pump, args=(stream, kind, lines), daemon=True).start()
     stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
     deadline = time.monotonic() + spec["ttl_seconds"]
     beat_every = spec.get("heartbeat_seconds") or 1.0
@@ -179,33 +193,21 @@ def supervise(spec: dict[str, Any]) -> None:
             kill_group(child.pid, signal.SIGKILL)
             if now - exited_at >= _DRAIN_SECONDS + 2:
                 break
-    code = child.wait()
-    kill_group(child.pid, signal.SIGKILL)  # what the agent left running ends with its run
-    guard.disarm()
-    if spec.get("prompt_file"):
-        Path(spec["prompt_file"]).unlink(missing_ok=True)
-    if stop.reason == "lost":
-        store.close()
-        return  # the run was already recorded as ended by the process that declared it lost
+    return child.wait(), batch, list(stderr_tail)
 
-    if stop.reason == "cancelled":
-        state, error_code, message = "cancelled", None, None
-        batch.append(("system", "run cancelled"))
-    elif stop.reason == "ttl":
-        state, error_code, message = "failed", "ttl_expired", f"the run exceeded its ttl of {spec['ttl_seconds']} s and was stopped"
-        batch.append(("system", message))
-    elif code == 0:
-        state, error_code, message = "succeeded", None, None
-        batch.append(("system", "run succeeded"))
-    else:
-        tail = "\n".join(stderr_tail)
-        state, error_code = "failed", "exit_code"
-        message = f"the agent exited with code {code}" + (f"; last stderr lines:\n{tail}" if tail else "")
-        batch.append(("system", f"run failed with exit code {code}"))
-    store.append_events(run_id, batch, spec["max_output_bytes"])
-    store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
-    wake(f"run:{run_id}", "runs")
-    store.close()
+
+def _outcome(reason: str | None, code: int, ttl: int, stderr_tail: list[str]) -> tuple[str, str | None, str | None, str]:
+    """(state, error code, error message, closing output line) of a run that ended this way."""
+    if reason == "cancelled":
+        return "cancelled", None, None, "run cancelled"
+    if reason == "ttl":
+        message = f"the run exceeded its ttl of {ttl} s and was stopped"
+        return "failed", "ttl_expired", message, message
+    if code == 0:
+        return "succeeded", None, None, "run succeeded"
+    tail = "\n".join(stderr_tail)
+    message = f"the agent exited with code {code}" + (f"; last stderr lines:\n{tail}" if tail else "")
+    return "failed", "exit_code", message, f"run failed with exit code {code}"
 
 
 def main() -> None:
