@@ -119,7 +119,7 @@ async def _receive_rows(settings: Settings, log: Any, now: float) -> list[Row]:
             "<=",
             1.2,
             ratio_repeats=[a / b for a, b in zip(many, few, strict=True)],
-            note="the reader's own messages are one streak, skipped by its head's streak_last, not scanned",
+            note="the reader's own messages are one streak, skipped in the page query by its head's streak_last, not scanned",
         )
     ]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from pathlib import Path
 
 import pytest
 
+from agentdeck.backends.local.store import SqliteDb
 from agentdeck.backends.local.store_api import Store
-from agentdeck.backends.local.unread import streak_of, unread
 
 async def _send(store: Store, sender: str, body: str, channel: str = "c") -> int:
     message = {"channel": channel, "sender": sender, "body": body, "kind": "message", "correlation_id": None, "reply_to": None, "sent_at": time.time()}
@@ -44,40 +44,36 @@ async def test_reads_with_cursor_and_after_match_a_plain_filter_on_mixed_streaks
     assert got == expected(0, len(log))
 
 
-def test_a_read_touches_a_bounded_number_of_rows_however_much_the_reader_sent() -> None:
-    messages: list[dict[str, Any]] = []
-    channel: dict[str, Any] | None = None
+def test_a_read_costs_the_same_after_one_own_message_as_after_twenty_thousand(tmp_path: Path) -> None:
+    db = SqliteDb(tmp_path / "agentdeck.db")
+    first = {}
+    for channel, own in (("few", 1), ("many", 20_000)):
+        first[channel] = _append(db, channel, "peer", "first")
+        for i in range(own):
+            _append(db, channel, "me", f"own {i}")
+        _append(db, channel, "peer", "last")
 
-    def append(sender: str) -> None:
-        nonlocal channel
-        new_id = len(messages) + 1
-        head = streak_of(channel, sender, new_id)
-        messages.append({"id": new_id, "sender": sender, "streak_head": head, "streak_last": None})
-        messages[head - 1]["streak_last"] = new_id
-        channel = {"last_sender": sender, "streak_head": head}
+    def work(channel: str) -> int:
+        """SQLite virtual-machine steps of one receive after the peer's first message."""
+        steps = [0]
 
-    for block in range(50):  # alternating: the others' one message, then 2,000 of the reader's own
-        append("you")
-        for _ in range(2_000):
-            append("me")
-    touched = 0
+        def count() -> int:
+            steps[0] += 1
+            return 0
 
-    def run(want: int, after: int) -> list[int]:
-        nonlocal touched
-        steps, rows = unread("c", after, "me", want), None
+        db._db.set_progress_handler(count, 1)
         try:
-            while True:
-                name, args = steps.send(rows)  # type: ignore[arg-type]
-                if name == "after":
-                    rows = [m for m in messages if m["id"] > args[1]][: args[2]]
-                else:
-                    rows = [m for m in messages if m["id"] == args[0]]
-                touched += len(rows)
-        except StopIteration as done:
-            return [r["id"] for r in done.value]
+            rows, more = db.read_messages(channel, "me", 20, after=first[channel])
+        finally:
+            db._db.set_progress_handler(None, 1)
+        assert [r["body"] for r in rows] == ["last"] and not more
+        return steps[0]
 
-    assert run(21, 0) == [1 + 2_001 * i for i in range(21)]
-    assert touched < 21 * 21 * 3  # bounded by the page, not by the 100,000 own messages
-    touched = 0
-    assert run(21, 2) == [1 + 2_001 * i for i in range(1, 22)]  # `after` inside an own streak
-    assert touched < 21 * 21 * 3
+    few, many = work("few"), work("many")
+    assert many <= few + 10, (few, many)  # a scan of the 20,000 would take tens of thousands of steps
+    db.close()
+
+
+def _append(db: SqliteDb, channel: str, sender: str, body: str) -> int:
+    message = {"channel": channel, "sender": sender, "body": body, "kind": "message", "correlation_id": None, "reply_to": None, "sent_at": time.time()}
+    return int(db.append_message(message, f"send:{sender}", None)["id"])

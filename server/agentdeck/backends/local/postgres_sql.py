@@ -219,10 +219,12 @@ Q = {
     "cursor_put": "UPDATE cursors SET last_id = %s WHERE channel = %s AND identity = %s",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = %s ORDER BY id DESC LIMIT %s) newest ORDER BY id",
-    # a page of a channel's messages after an id (unread.py drops the reader's own)
-    "after": "SELECT * FROM messages WHERE channel = %s AND id > %s ORDER BY id LIMIT %s",
-    # where a streak of one sender's messages ends
-    "streak_end": "SELECT streak_last FROM messages WHERE id = %s",
+    # a page of a channel's messages after a position, past the reader's own streak if that
+    # comes next (unread.py drops the reader's own messages inside the page)
+    "after": "SELECT * FROM messages WHERE channel = %(channel)s AND id > coalesce((SELECT CASE WHEN f.sender = %(me)s"
+    " THEN (SELECT h.streak_last FROM messages h WHERE h.id = f.streak_head) END FROM (SELECT sender, streak_head"
+    " FROM messages WHERE channel = %(channel)s AND id > %(position)s ORDER BY id LIMIT 1) f), %(position)s)"
+    " ORDER BY id LIMIT %(limit)s",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s, %s) RETURNING *",

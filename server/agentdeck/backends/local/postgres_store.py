@@ -297,8 +297,8 @@ class PostgresStore:
         rows: list[Row] | None = None
         try:
             while True:
-                name, args = steps.send(rows)  # type: ignore[arg-type]
-                rows = await (await conn.execute(Q[name], args)).fetchall()
+                name, params = steps.send(rows)  # type: ignore[arg-type]
+                rows = await (await conn.execute(Q[name], params)).fetchall()
         except StopIteration as done:
             return list(done.value)
 

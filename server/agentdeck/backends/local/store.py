@@ -221,10 +221,11 @@ _Q = {
     " ON CONFLICT (channel, identity) DO UPDATE SET last_id = excluded.last_id",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-    # a page of a channel's messages after an id (unread.py drops the reader's own)
-    "after": "SELECT * FROM messages WHERE channel = ? AND id > ? ORDER BY id LIMIT ?",
-    # where a streak of one sender's messages ends
-    "streak_end": "SELECT streak_last FROM messages WHERE id = ?",
+    # a page of a channel's messages after a position, past the reader's own streak if that
+    # comes next (unread.py drops the reader's own messages inside the page)
+    "after": "SELECT * FROM messages WHERE channel = :channel AND id > coalesce((SELECT CASE WHEN f.sender = :me"
+    " THEN (SELECT h.streak_last FROM messages h WHERE h.id = f.streak_head) END FROM (SELECT sender, streak_head"
+    " FROM messages WHERE channel = :channel AND id > :position ORDER BY id LIMIT 1) f), :position) ORDER BY id LIMIT :limit",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
@@ -432,8 +433,8 @@ class SqliteDb:
         rows: list[dict[str, Any]] | None = None
         try:
             while True:
-                name, args = steps.send(rows)  # type: ignore[arg-type]
-                rows = self._all(name, *args)
+                name, params = steps.send(rows)  # type: ignore[arg-type]
+                rows = [dict(r) for r in self._db.execute(_Q[name], params)]
         except StopIteration as done:
             return list(done.value)
 

@@ -5,15 +5,16 @@ order, and an agent that has sent 300,000 would scan all of them on every receiv
 query filtered them row by row. So each channel is cut into streaks: maximal runs of
 consecutive messages by one sender. Every message records its streak's first message
 (`streak_head`), and that first message records the streak's last (`streak_last`); both are
-set when the message is appended, under the channel's write lock. A read takes a page of
-messages in id order, drops its own, and whenever the page ends inside one of its own streaks
-it jumps to that streak's end by primary key. Streaks alternate between senders, so a read
-returning n messages makes at most about 2n such steps, however much the reader has sent.
+set when the message is appended, under the channel's write lock. The page query `after`
+starts past the reader's own streak when the next message is the reader's (two primary-key
+probes, in the database), so every page starts with someone else's message; own messages
+inside a page are dropped here. A read returning n messages takes at most n pages, however
+much the reader has sent.
 
-`unread` is written as a generator of (query name, arguments) that is sent each query's rows,
-so the SQLite store (blocking) and the PostgreSQL store (async) drive the same steps with
-their own named queries `after` and `streak_end`. Messages stored before streaks existed
-have none and are filtered row by row, as before. Stdlib only.
+`unread` is written as a generator of (query name, parameters) that is sent each query's
+rows, so the SQLite store (blocking) and the PostgreSQL store (async) drive the same steps
+with their own named query. Messages stored before streaks existed have none and are
+filtered row by row, as before. Stdlib only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 __all__ = ["Step", "streak_of", "unread"]
 
 Row = dict[str, Any]
-Step = Generator[tuple[str, tuple[Any, ...]], list[Row], list[Row]]
+Step = Generator[tuple[str, dict[str, Any]], list[Row], list[Row]]
 
 
 def unread(channel: str, start: int, identity: str, want: int) -> Step:
@@ -33,16 +34,11 @@ def unread(channel: str, start: int, identity: str, want: int) -> Step:
     position = start
     while len(found) < want:
         need = want - len(found)
-        rows = yield "after", (channel, position, need)
+        rows = yield "after", {"channel": channel, "position": position, "me": identity, "limit": need}
         found += [r for r in rows if r["sender"] != identity]
         if len(rows) < need:
             break
-        last = rows[-1]
-        position = last["id"]
-        if last["sender"] == identity and last.get("streak_head") is not None:
-            head = yield "streak_end", (last["streak_head"],)
-            if head and head[0]["streak_last"] is not None:
-                position = max(position, head[0]["streak_last"])
+        position = rows[-1]["id"]
     return found[:want]
 
 
