@@ -1,4 +1,5 @@
-"""Target 6: list_runs and claim_task with 100,000 runs and tasks in the store against 100.
+"""Target 6: list_runs and claim_task with 100,000 runs and tasks in the store against 100;
+receive_channel_messages by a reader that has sent 300,000 messages against one that sent one.
 
 Two stores are seeded directly with bulk SQL in one transaction against the store's own schema
 (made by agentdeck's Store): finished runs of four agents (70 % succeeded, 20 % failed, 10 %
@@ -29,6 +30,8 @@ from bench.stats import Row, percentile, summarize
 __all__ = ["run"]
 
 SMALL, LARGE = 100, 100_000
+OWN_FEW, OWN_MANY = 1, 300_000
+_READER = "bench"  # the identity bench.servers.agentdeck serves as
 _STATES = ["succeeded"] * 7 + ["failed"] * 2 + ["cancelled"]
 _AGENTS = ("echo", "review", "triage", "build")
 
@@ -57,6 +60,68 @@ def seed(data_dir: Path, count: int, now: float) -> None:
     )
     db.execute("COMMIT")
     db.close()
+
+
+def seed_channel(data_dir: Path, own: int, now: float) -> None:
+    """#bench: one message by a peer, then `own` by the reader, then one more by the peer.
+
+    The streak columns are filled as the store fills them on append (unread.py): the reader's
+    messages are one streak, whose head knows its last message.
+    """
+    Store(data_dir / "agentdeck.db").close()
+    db = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    last = own + 2
+    rows = [(1, "peer", "before", now, 1, 1)]
+    rows += [(i, _READER, f"own {i}", now, 2, last - 1 if i == 2 else None) for i in range(2, last)]
+    rows.append((last, "peer", "after", now, last, last))
+    db.executemany(
+        "INSERT INTO messages (id, channel, sender, body, kind, sent_at, streak_head, streak_last) VALUES (?, 'bench', ?, ?, 'message', ?, ?, ?)", rows
+    )
+    db.execute(
+        "INSERT INTO channels (name, created_at, message_count, last_message_at, last_sender, streak_head) VALUES ('bench', ?, ?, ?, 'peer', ?)",
+        (now, last, now, last),
+    )
+    db.execute("COMMIT")
+    db.close()
+
+
+async def _receive_rows(settings: Settings, log: Any, now: float) -> list[Row]:
+    """Receive after the first message: one message back, past the reader's own 1 or 300,000."""
+    repeats, n = settings.pick(5, 3), settings.pick(200, 100)
+    servers = {}
+    for own in (OWN_FEW, OWN_MANY):
+        home = settings.dir(f"scale-receive-{own}")
+        seed_channel(home / "data", own, now)
+        servers[own] = agentdeck(home, log, identity=_READER)
+    args = {"channel": "bench", "after": "1", "limit": 20}
+    p50: dict[int, list[float]] = {own: [] for own in servers}
+    async with AsyncExitStack() as stack:
+        clients = {own: await stack.enter_async_context(server.client()) for own, server in servers.items()}
+        for own, client in clients.items():
+            got = [m["body"] for m in (await call(client, "receive_channel_messages", args))["messages"]]
+            if got != ["after"]:
+                raise RuntimeError(f"expected the peer's last message past {own} own ones, got {got}")
+            await latencies(client, "receive_channel_messages", args, 20)
+        for repeat in range(repeats):
+            for own in (OWN_FEW, OWN_MANY) if repeat % 2 == 0 else (OWN_MANY, OWN_FEW):
+                samples = await latencies(clients[own], "receive_channel_messages", args, n)
+                p50[own].append(percentile(samples, 50) * 1000)
+    settings.say(f"scale: receive p50 {p50}")
+    many, few = p50[OWN_MANY], p50[OWN_FEW]
+    return [
+        Row(
+            "6 receive",
+            f"receive_channel_messages p50 after {OWN_MANY:,} own messages",
+            summarize(many, "ms"),
+            summarize(few, "ms"),
+            f"after {OWN_FEW}",
+            "<=",
+            1.2,
+            ratio_repeats=[a / b for a, b in zip(many, few, strict=True)],
+            note="the reader's own messages are one streak, skipped in the page query by its head's streak_last, not scanned",
+        )
+    ]
 
 
 def _iso(moment: float) -> str:
@@ -160,4 +225,4 @@ async def run(settings: Settings) -> list[Row]:
                 note=f"Store alone: {store[LARGE][op]:.3f} ms at {LARGE:,} vs {store[SMALL][op]:.3f} ms at {SMALL}",
             )
         )
-    return rows
+    return rows + await _receive_rows(settings, log, now)

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agentdeck.backends.local.guard import run_processes
 from agentdeck.backends.local.store_api import Store
 from tests.helpers import call, config_for, fail, local_client
 
@@ -15,15 +16,14 @@ pytestmark = pytest.mark.usefixtures("store_url")
 
 
 def _pids_with(marker: str, run_id: str) -> list[int]:
-    """Processes of this run only (its id is in their environment): other tests may run sleepers too."""
+    """This run's processes whose command line holds `marker` (other test sessions share the machine)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes() and f"AGENTDECK_RUN_ID={run_id}".encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
+    for pid in run_processes(run_id):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            pass
     return found
 
 

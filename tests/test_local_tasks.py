@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Store, new_id
-from tests.helpers import call, config_for, fail, local_client
+from tests.helpers import call, config_for, fail, local_client, store_rows
 
 pytestmark = pytest.mark.usefixtures("store_url")
 
@@ -44,6 +44,16 @@ async def test_an_expired_lease_returns_the_task_to_the_queue_and_fences_out_the
             raise AssertionError("the stale holder was not refused")
     done = await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, holder="fast", result={"ok": True})
     assert done["state"] == "completed"
+
+
+async def test_an_attempt_cut_short_by_lease_expiry_is_recorded_as_ended(store: Store, tmp_path: Path) -> None:
+    await _add(store, "t")
+    first = await store.claim_next("q", "slow", 30, 100.0)
+    second = await store.claim_next("q", "fast", 30, 131.0)
+    assert first is not None and second is not None
+    await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0)
+    attempts = store_rows(tmp_path, "SELECT run_id, attempt, ended_at, outcome FROM task_attempts ORDER BY attempt")
+    assert attempts == [(first["lease_run_id"], 1, 131.0, "expired"), (second["lease_run_id"], 2, 133.0, "completed")]
 
 
 async def test_a_lease_that_expired_without_a_new_claim_is_refused_too(store: Store) -> None:

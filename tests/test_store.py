@@ -125,6 +125,14 @@ async def test_postgres_backend_serves_through_a_real_store(postgres_url: str, t
     assert [c["name"] for c in channels["channels"]] == ["general"]
 
 
+async def test_postgres_a_value_it_cannot_hold_is_invalid_argument_not_internal(postgres_url: str, tmp_path: Path) -> None:
+    async with local_client(config_for(tmp_path, AGENTDECK_STORE=postgres_url)) as client:
+        for tool, arguments in [("create_task", {"title": "a\0b"}), ("send_channel_message", {"channel": "general", "body": "x", "kind": "a\0"})]:
+            error = await fail(client, tool, arguments)
+            assert error["code"] == "invalid_argument" and "NUL" in error["message"]
+        await call(client, "create_task", {"title": "ab"})  # the pool is fine afterwards
+
+
 async def test_postgres_run_survives_its_supervisor_losing_the_database_connection(postgres_url: str, tmp_path: Path) -> None:
     psycopg = pytest.importorskip("psycopg")
     ticker = '["{python}", "-c", "import time\\nfor i in range(8):\\n    print(i, flush=True)\\n    time.sleep(0.15)"]'

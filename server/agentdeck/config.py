@@ -53,7 +53,11 @@ class _Settings(BaseModel):
 
 
 class AgentConfig(_Settings):
-    """An agent the local platform may start. `{prompt}` in the command is replaced by the prompt."""
+    """An agent the local platform may start. `{prompt}` in the command is replaced by the prompt.
+
+    One argument holds at most 128 KiB: for longer prompts use `{prompt_file}` (a file holding
+    the prompt) or `prompt_stdin`.
+    """
 
     command: list[str] = Field(min_length=1)
     description: str = ""
@@ -70,6 +74,7 @@ class AgentConfig(_Settings):
     base_ref: str = Field(default="HEAD", description="ref a worktree run starts from; a spawn may pass metadata.base_ref")
     allowed_base_refs: list[str] = Field(default_factory=lambda: ["*"], description="glob patterns of the base refs a spawn may choose")
     keep_worktree: bool = Field(default=False, description="keep each run's worktree folder after it ends (the branch is always kept)")
+    prompt_stdin: bool = Field(default=False, description="also write the prompt to the agent's standard input, then close it")
 
 
 class RoutineConfig(_Settings):
@@ -101,6 +106,9 @@ class LocalConfig(_Settings):
     lease_seconds: int = Field(default=300, gt=0, description="default task lease")
     max_output_bytes: int = Field(default=1_000_000, gt=0, description="output kept per run")
     cancel_grace_seconds: float = Field(default=3.0, ge=0)
+    supervisor_timeout_seconds: float = Field(
+        default=30.0, ge=1, description="a run whose supervisor sent no heartbeat for this long is failed as supervisor_lost, by any reader"
+    )
 
     @model_validator(mode="after")
     def _builtin_routines_need_their_agent(self) -> LocalConfig:

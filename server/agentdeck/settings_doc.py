@@ -51,7 +51,7 @@ _NOTES: dict[tuple[str, str] | str, str] = {
     ("LocalConfig", "agents"): "agents the model may start (see below); declaring any replaces the built-in `echo`",
     ("LocalConfig", "routines"): "saved spawn templates (see below); declaring any replaces the built-in `greet`",
     ("LocalConfig", "cancel_grace_seconds"): "time between SIGTERM and SIGKILL when a run is cancelled",
-    ("AgentConfig", "command"): "argv, never a shell; `{prompt}` (also `{run_id}`, `{workspace}`) is replaced, as one argument",
+    ("AgentConfig", "command"): "argv, never a shell; `{prompt}` (also `{prompt_file}`, `{run_id}`, `{workspace}`) is replaced, as one argument",
     ("AgentConfig", "description"): "shown to the model by list_agents",
     ("AgentConfig", "env"): "extra environment variables for the agent",
     ("AgentConfig", "ttl_seconds"): "a run is stopped after this long",

@@ -9,15 +9,11 @@ backend only sees the async Store interface and does not care which one it has.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -29,7 +25,10 @@ import anyio.abc
 
 from agentdeck.backends.base import Backend, Capability, Progress
 from agentdeck.backends.local.channels import Channels
+from agentdeck.backends.local.guard import end_run_group
+from agentdeck.backends.local.launch import agent_argv, check_prompt, prompt_file, start_supervisor
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, json_size, loads, text_size, ts
+from agentdeck.backends.local.liveness import lost, pid_alive, supervised_here
 from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.overview import Overview
 from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
@@ -37,7 +36,7 @@ from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher
 from agentdeck.backends.local.worktree_runs import WorktreeRuns
-from agentdeck.config import LocalConfig
+from agentdeck.config import AgentConfig, LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.identity import Caller, current
 from agentdeck.models import (
@@ -59,19 +58,7 @@ log = logging.getLogger("agentdeck.local")
 SUPERVISOR_LOG = "supervisor.log"
 """Where run supervisors write their own log lines, in the data folder."""
 
-_NEVER_STARTED_SECONDS = 60.0
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_MAX_WORKSPACE_BYTES = 1024
 
 
 def _cursor(seq: int) -> str:
@@ -130,6 +117,11 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     @property
     def identity(self) -> str:  # type: ignore[override]
         return self.caller.identity
+
+    @property
+    def _heartbeat_seconds(self) -> float:
+        """How often supervisors heartbeat: often enough that a cancel lands within about a second."""
+        return min(1.0, self.config.supervisor_timeout_seconds / 5)
 
     def _wakeups_for(self, store: Store) -> Wakeups:
         if store.kind == "postgresql":
@@ -216,6 +208,10 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         run_id = new_id("run")
         tree = await self._plan_worktree(spec, workspace, fields, run_id)  # worktree isolation (worktree_runs.py)
         cwd = Path(tree["path"]) if tree else self._workspace(workspace)
+        argv = agent_argv(spec.command, prompt=prompt, run_id=run_id, workspace=cwd, data_dir=self.data_dir)
+        check_prompt(prompt, argv, agent)
+        if not tree:
+            self._make_workspace(cwd)
         row = {
             "id": run_id,
             "agent": agent,
@@ -237,7 +233,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             if tree:
                 await self.store.set_worktree(run_id, tree)
                 stored["worktree"] = json.dumps(tree)
-            self._launch(stored, spec.command, spec.env, spec.inherit_env, cwd, ttl, worktree=tree)
+            self._launch(stored, argv, spec, cwd, ttl, worktree=tree)
             await self.wakeups.publish("runs")
         return self._run(stored)
 
@@ -251,19 +247,25 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
 
     def _workspace(self, workspace: str | None) -> Path:
         root = self.workspace_root
+        if workspace and ("\0" in workspace or len(workspace.encode()) > _MAX_WORKSPACE_BYTES or any(len(p.encode()) > 255 for p in workspace.split("/"))):
+            raise InvalidArgument(
+                f"workspace must be a relative path of at most {_MAX_WORKSPACE_BYTES} bytes, each name at most 255 bytes, without NUL; pick a shorter name"
+            )
         target = (root / workspace).resolve() if workspace else root
         if target != root and root not in target.parents:
             raise InvalidArgument(f"workspace must stay inside {root}; pass a relative path without '..' or links out of it")
-        target.mkdir(parents=True, exist_ok=True)
         return target
 
-    def _launch(
-        self, run: dict[str, Any], command: list[str], extra_env: dict[str, str], inherit: list[str], cwd: Path, ttl: int, worktree: dict[str, Any] | None = None
-    ) -> None:
-        values = {"{prompt}": run["prompt"], "{run_id}": run["id"], "{workspace}": str(cwd)}
-        argv = [functools.reduce(lambda s, kv: s.replace(*kv), values.items(), part) for part in command]
-        env = {k: os.environ[k] for k in inherit if k in os.environ}
-        env.update(extra_env)
+    @staticmethod
+    def _make_workspace(target: Path) -> None:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgument(f"workspace {str(target)!r} cannot be created ({exc.strerror or exc}); pick another relative path") from None
+
+    def _launch(self, run: dict[str, Any], argv: list[str], agent: AgentConfig, cwd: Path, ttl: int, worktree: dict[str, Any] | None = None) -> None:
+        env = {k: os.environ[k] for k in agent.inherit_env if k in os.environ}
+        env.update(agent.env)
         env.update(
             AGENTDECK_RUN_ID=run["id"],
             AGENTDECK_IDENTITY=run["id"],
@@ -282,30 +284,18 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             "data_dir": str(self.data_dir),
             "run_id": run["id"],
             "argv": argv,
+            "stdin": run["prompt"] if agent.prompt_stdin else None,
+            "prompt_file": str(prompt_file(self.data_dir, run["id"])) if any("{prompt_file}" in p for p in agent.command) else None,
+            "prompt": run["prompt"],
             "cwd": str(cwd),
             "env": env,
             "ttl_seconds": ttl,
             "grace_seconds": self.config.cancel_grace_seconds,
+            "heartbeat_seconds": self._heartbeat_seconds,
             "max_output_bytes": self.config.max_output_bytes,
             "worktree": worktree,
         }
-        # The supervisor outlives this server, so it must not hold the server's stderr: a client
-        # host would see that pipe stay open after the server exits, and the supervisor's next
-        # line there would fail once the host stops reading. It writes to a log of its own.
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with (self.data_dir / SUPERVISOR_LOG).open("ab") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "agentdeck.backends.local.supervisor"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-                start_new_session=True,
-            )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
-        # Reap it when it ends so it does not linger as a zombie of this process.
-        threading.Thread(target=proc.wait, daemon=True).start()
+        start_supervisor(spec, self.data_dir / SUPERVISOR_LOG)
 
     async def _get(self, run_id: str) -> dict[str, Any]:
         row = await self.store.get_run(run_id)
@@ -319,25 +309,26 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         return await self._reap(row)
 
     async def _reap(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A run whose supervisor is gone will never finish by itself: record that it failed."""
-        if row["state"] not in ("queued", "running"):
+        """A run whose supervisor is gone will never finish by itself: record how it ended.
+
+        A cancelled one ends cancelled, the others failed; on the supervisor's machine, what
+        is left of the run's processes is killed first.
+        """
+        found = lost(row, time.time(), self._host, self.config.supervisor_timeout_seconds)
+        if found is None:
             return row
-        if row["supervisor_pid"]:
-            if not self._supervised_here(row) or _pid_alive(row["supervisor_pid"]):
-                return row  # alive, or on another machine where this process cannot tell
-            code, message = "supervisor_lost", "the process watching this run died (killed or machine restarted); its outcome is unknown"
-        elif time.time() - row["created_at"] > _NEVER_STARTED_SECONDS:
-            code, message = "never_started", "the run was recorded but its process never started"
+        code, message = found
+        if supervised_here(row, self._host):
+            end_run_group(row["child_pid"], row["id"])
+            prompt_file(self.data_dir, row["id"]).unlink(missing_ok=True)
+        if row["cancel_requested"]:
+            state, message = "cancelled", f"cancelled, but its process could not be reached: {message}"
         else:
-            return row
-        if await self.store.finish_run(row["id"], "failed", time.time(), error_code=code, error_message=message):
-            await self._reap_worktree(row, "failed")  # worktree isolation: record the change, remove the folder
+            state = "failed"
+        if await self.store.finish_run(row["id"], state, time.time(), error_code=code, error_message=message):
+            await self._reap_worktree(row, state)  # worktree isolation: record the change, remove the folder
             await self.wakeups.publish(f"run:{row['id']}", "runs")
         return await self.store.get_run(row["id"]) or row
-
-    def _supervised_here(self, row: dict[str, Any]) -> bool:
-        """Whether the run's supervisor pid means a process on this machine."""
-        return row.get("supervisor_host") in (None, self._host)
 
     def _run(self, row: dict[str, Any]) -> Run:
         error = RunError(code=row["error_code"], message=row["error_message"] or "") if row["error_code"] else None
@@ -390,20 +381,29 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
         return RunPage(runs=[self._run(r) for r in page], next_cursor=next_cursor)
 
     async def cancel_run(self, run_id: str) -> Run:
-        row = await self._get(run_id)
+        row = await self.store.get_run(run_id)
+        if row is None:
+            raise NotFound(f"No run '{run_id}' on backend '{self.name}'; list_runs shows the runs that exist.")
         if row["state"] in ("succeeded", "failed", "cancelled"):
             raise Conflict(f"Run {run_id} already ended ({row['state']}); there is nothing to cancel.")
         await self.store.request_cancel(run_id)
-        if row["supervisor_pid"] and not self._supervised_here(row):
-            pass  # a supervisor on another machine sees cancel_requested within a second
-        elif row["supervisor_pid"] and _pid_alive(row["supervisor_pid"]):
+        row = await self._reap({**row, "cancel_requested": 1})  # with its supervisor gone, it ends cancelled here
+        if row["state"] not in ("queued", "running"):
+            return self._run(row)
+        here = supervised_here(row, self._host)
+        if row["supervisor_pid"] and here and pid_alive(row["supervisor_pid"]):
             try:
                 os.kill(row["supervisor_pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        elif await self.store.finish_run(run_id, "cancelled", time.time()):
+        elif not row["supervisor_pid"] and await self.store.finish_run(run_id, "cancelled", time.time()):
             await self.wakeups.publish(f"run:{run_id}", "runs")
-        return await self._wait(run_id, min(self.config.cancel_grace_seconds + 5.0, self.max_wait_seconds), None)
+        # Elsewhere the supervisor hears of the cancel at its next heartbeat; if it is gone, the
+        # reaper ends the run as cancelled once its heartbeats are overdue.
+        timeout = self.config.cancel_grace_seconds + 5.0
+        if not here:
+            timeout = max(timeout, self.config.supervisor_timeout_seconds + 2.0)
+        return await self._wait(run_id, min(timeout, self.max_wait_seconds), None)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
         row = await self._get(run_id)
@@ -435,7 +435,8 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
                 if progress is not None and (run.state, run.latest_seq) != reported:
                     reported, step = (run.state, run.latest_seq), step + 1
                     await progress(step, f"run {run_id} is {run.state}; {run.latest_seq or 0} output lines so far")
-                await self.wakeups.wait(event, remaining)
+                # A supervisor that dies sends no wake-up: look again after a heartbeat or so.
+                await self.wakeups.wait(event, min(remaining, self._heartbeat_seconds * 2))
             finally:
                 self.wakeups.unregister(topic, event)
 

@@ -15,6 +15,14 @@ from agentdeck.models import Channel, ChannelList, ChannelMessage, MessageBatch
 __all__ = ["Channels"]
 
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAX_ID = 2**63 - 1  # message ids are 64-bit integers in both stores
+
+
+def _message_id(value: str, what: str) -> int:
+    """A message id from a client, or InvalidArgument: ASCII digits within int64, not just any digits."""
+    if not re.fullmatch(r"[0-9]{1,19}", value) or int(value) > _MAX_ID:
+        raise InvalidArgument(f"{what} must be the id of a message on this channel (digits, as receive_channel_messages returned them), or omitted")
+    return int(value)
 
 
 class Channels:
@@ -66,7 +74,7 @@ class Channels:
         text_size(body, "body", MAX_BODY_BYTES)
         reply_id = None
         if reply_to is not None:
-            original = await self.store.get_message(int(reply_to)) if reply_to.isdigit() else None
+            original = await self.store.get_message(_message_id(reply_to, "reply_to"))
             if original is None or original["channel"] != name:
                 raise NotFound(f"No message '{reply_to}' on #{name} to reply to; use an id from receive_channel_messages.")
             reply_id = original["id"]
@@ -85,9 +93,7 @@ class Channels:
 
     async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
         name = self._channel_name(channel)
-        if after is not None and not after.isdigit():
-            raise InvalidArgument("after must be the id of a message you received on this channel, or omitted")
-        start = int(after) if after is not None else None
+        start = _message_id(after, "after") if after is not None else None
         deadline = time.monotonic() + wait_seconds
         topic = f"channel:{name}"
         while True:

@@ -29,5 +29,7 @@ def json_size(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> None:
 
 
 def text_size(value: str, what: str, limit: int) -> None:
+    if "\0" in value:
+        raise InvalidArgument(f"{what} contains a NUL character, which cannot be stored or passed on; remove it")
     if len(value.encode()) > limit:
         raise InvalidArgument(f"{what} is larger than {limit // 1024} KiB; shorten it or pass a reference to a file")

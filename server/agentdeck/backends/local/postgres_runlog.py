@@ -64,8 +64,11 @@ class PostgresRunLog:
     def notify(self, *topics: str) -> None:
         self._do(lambda conn: conn.execute(Q["notify"], (self.channel, "\n".join(topics))))
 
-    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None:
-        self._do(lambda conn: conn.execute(Q["run_supervisor"], (pid, host, run_id)))
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None, now: float | None = None) -> None:
+        self._do(lambda conn: conn.execute(Q["run_supervisor"], (pid, host, now, run_id)))
+
+    def run_heartbeat(self, run_id: str, now: float) -> Row | None:
+        return self._do(lambda conn: conn.execute(Q["run_heartbeat"], (now, run_id)).fetchone())
 
     def get_run(self, run_id: str) -> Row | None:
         return self._do(lambda conn: conn.execute(Q["get_run"], (run_id,)).fetchone())

@@ -131,6 +131,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, ["CREATE INDEX runs_by_created ON runs (created_at)"]),
     (3, ["ALTER TABLE runs ADD COLUMN worktree TEXT"]),  # JSON: a worktree run's plan, then its outcome (worktree.py)
     (4, POSTGRES_MIGRATION),
+    # claims whose lease expired before expiry closed their attempt: close them now
+    (
+        5,
+        [
+            "UPDATE task_attempts SET ended_at = claimed_at, outcome = 'expired' WHERE ended_at IS NULL"
+            " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)"
+        ],
+    ),
+    (6, ["ALTER TABLE runs ADD COLUMN heartbeat_at DOUBLE PRECISION"]),
+    # streaks of one sender's consecutive messages, so readers skip their own (unread.py)
+    (
+        7,
+        [
+            "ALTER TABLE messages ADD COLUMN streak_head BIGINT, ADD COLUMN streak_last BIGINT",
+            "ALTER TABLE channels ADD COLUMN last_sender TEXT, ADD COLUMN streak_head BIGINT",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -168,7 +185,9 @@ Q = {
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = %s, child_pid = %s WHERE id = %s AND state = 'queued'",
     # which process (and machine) supervises the run
-    "run_supervisor": "UPDATE runs SET supervisor_pid = %s, supervisor_host = %s WHERE id = %s",
+    "run_supervisor": "UPDATE runs SET supervisor_pid = %s, supervisor_host = %s, heartbeat_at = %s WHERE id = %s",
+    # the supervisor is alive; it learns whether the run was cancelled or declared lost meanwhile
+    "run_heartbeat": "UPDATE runs SET heartbeat_at = %s WHERE id = %s RETURNING state, cancel_requested",
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = %s, ended_at = %s, exit_code = %s, error_code = %s, error_message = %s,"
     " child_pid = NULL WHERE id = %s AND state IN ('queued', 'running', 'waiting')",
@@ -187,7 +206,13 @@ Q = {
     # create a channel on its first message, count the others; the row lock it takes orders
     # the channel's appends, so message ids commit in increasing order and cursors skip nothing
     "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (%s, %s, 1, %s)"
-    " ON CONFLICT (name) DO UPDATE SET message_count = channels.message_count + 1, last_message_at = excluded.last_message_at",
+    " ON CONFLICT (name) DO UPDATE SET message_count = channels.message_count + 1, last_message_at = excluded.last_message_at"
+    " RETURNING last_sender, streak_head",
+    # a new message joins its streak: it names the streak's head, the head names its new last
+    "mark_streak": "UPDATE messages SET streak_head = %(head)s,"
+    " streak_last = CASE WHEN id = %(head)s THEN %(id)s ELSE streak_last END WHERE id IN (%(id)s, %(head)s)",
+    # who sent the channel's last message, and where that streak began
+    "channel_streak": "UPDATE channels SET last_sender = %s, streak_head = %s WHERE name = %s",
     # a new message
     "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
@@ -200,20 +225,27 @@ Q = {
     "cursor_put": "UPDATE cursors SET last_id = %s WHERE channel = %s AND identity = %s",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = %s ORDER BY id DESC LIMIT %s) newest ORDER BY id",
-    # messages after a cursor that others sent
-    "unread": "SELECT * FROM messages WHERE channel = %s AND id > %s AND sender <> %s ORDER BY id LIMIT %s",
+    # a page of a channel's messages after a position, past the reader's own streak if that
+    # comes next (unread.py drops the reader's own messages inside the page)
+    "after": "SELECT * FROM messages WHERE channel = %(channel)s AND id > coalesce((SELECT CASE WHEN f.sender = %(me)s"
+    " THEN (SELECT h.streak_last FROM messages h WHERE h.id = f.streak_head) END FROM (SELECT sender, streak_head"
+    " FROM messages WHERE channel = %(channel)s AND id > %(position)s ORDER BY id LIMIT 1) f), %(position)s)"
+    " ORDER BY id LIMIT %(limit)s",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (%s, %s, %s, %s, %s, 'queued', %s, %s, %s) RETURNING *",
     # one task by id
     "get_task": "SELECT * FROM tasks WHERE id = %s",
-    # expired leases on their last attempt fail, the others go back to the queue; rows another
-    # claimer is handling are skipped, not waited for
-    "expire": "UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+    # expired leases on their last attempt fail, the others go back to the queue, and their
+    # attempts end; rows another claimer is handling are skipped, not waited for
+    "expire": "WITH gone AS (SELECT seq, lease_run_id FROM tasks WHERE queue = %(queue)s AND state = 'claimed'"
+    " AND lease_expires_at < %(now)s FOR UPDATE SKIP LOCKED),"
+    " ended AS (UPDATE task_attempts SET ended_at = %(now)s, outcome = 'expired' FROM gone"
+    " WHERE task_attempts.run_id = gone.lease_run_id AND task_attempts.ended_at IS NULL)"
+    " UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
     " error = CASE WHEN attempts >= max_attempts THEN 'lease expired on the last attempt' ELSE error END,"
     " lease_run_id = NULL, claim_token = NULL, holder = NULL, lease_expires_at = NULL, updated_at = %(now)s"
-    " WHERE seq IN (SELECT seq FROM tasks WHERE queue = %(queue)s AND state = 'claimed' AND lease_expires_at < %(now)s"
-    " FOR UPDATE SKIP LOCKED)",
+    " FROM gone WHERE tasks.seq = gone.seq",
     # the best ready task (highest priority, then oldest) that no other claimer has locked
     # becomes this claim's, with its attempt recorded: one statement, one winner per task
     "claim": "WITH next AS (SELECT seq FROM tasks WHERE queue = %(queue)s AND state = 'queued'"

@@ -30,7 +30,8 @@ from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.overview_sql import POSTGRES as OVERVIEW
 from agentdeck.backends.local.postgres_sql import MIGRATIONS, Q, notify_channel
 from agentdeck.backends.local.store_api import Row, UnknownClaim, describe_store, new_id
-from agentdeck.errors import Unavailable
+from agentdeck.backends.local.unread import Step, streak_of, unread
+from agentdeck.errors import InvalidArgument, Unavailable
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -89,6 +90,10 @@ class PostgresStore:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except psycopg.DataError as exc:
+            # A value PostgreSQL cannot hold (a NUL in a text argument, say): the caller's to fix.
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidArgument(f"The store refused a value: {detail}. Change that argument and call again.") from None
         except (psycopg.OperationalError, PoolTimeout) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise Unavailable(
@@ -264,13 +269,16 @@ class PostgresStore:
             existing = await self._remembered(conn, scope, key)
             if existing is not None:
                 return await self._fetch(conn, "get_message", (int(existing),)) or {}
-            await conn.execute(Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
+            channel = await self._fetch(conn, "channel_touch", (message["channel"], message["sent_at"], message["sent_at"]))
             row = await self._fetch(
                 conn,
                 "insert_message",
                 (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
             )
             assert row is not None
+            head = streak_of(channel, message["sender"], row["id"])
+            await conn.execute(Q["mark_streak"], {"id": row["id"], "head": head})
+            await conn.execute(Q["channel_streak"], (message["sender"], head, message["channel"]))
             await self._remember(conn, scope, key, str(row["id"]), message["sent_at"])
         return row
 
@@ -281,12 +289,23 @@ class PostgresStore:
         async with self._tx() as conn:
             stored = (await self._fetch(conn, "cursor_lock", (channel, identity)) or {"last_id": 0})["last_id"]
             start = after if after is not None else stored
-            rows = await (await conn.execute(Q["unread"], (channel, start, identity, limit + 1))).fetchall()
+            rows = await self._drive(conn, unread(channel, start, identity, limit + 1))
             found, more = rows[:limit], len(rows) > limit
             cursor = found[-1]["id"] if found else start
             if cursor != stored:
                 await conn.execute(Q["cursor_put"], (cursor, channel, identity))
         return found, more
+
+    @staticmethod
+    async def _drive(conn: psycopg.AsyncConnection[Any], steps: Step) -> list[Row]:
+        """Run a unread.py read: each of its steps is one named query on `conn`."""
+        rows: list[Row] | None = None
+        try:
+            while True:
+                name, params = steps.send(rows)  # type: ignore[arg-type]
+                rows = await (await conn.execute(Q[name], params)).fetchall()
+        except StopIteration as done:
+            return list(done.value)
 
     # tasks ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.overview_sql import SQLITE_MIGRATION
 from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
+from agentdeck.backends.local.unread import Step, streak_of, unread
 
 __all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id", "open_reader"]
 
@@ -139,6 +140,23 @@ CREATE TABLE IF NOT EXISTS idempotency (
     (3, "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at)"),
     (4, "ALTER TABLE runs ADD COLUMN worktree TEXT"),  # JSON: a worktree run's plan, then its outcome (worktree.py)
     (5, SQLITE_MIGRATION),
+    # claims whose lease expired before expiry closed their attempt: close them now
+    (
+        6,
+        "UPDATE task_attempts SET ended_at = claimed_at, outcome = 'expired' WHERE ended_at IS NULL"
+        " AND run_id NOT IN (SELECT lease_run_id FROM tasks WHERE lease_run_id IS NOT NULL)",
+    ),
+    (7, "ALTER TABLE runs ADD COLUMN heartbeat_at REAL"),
+    # streaks of one sender's consecutive messages, so readers skip their own (unread.py)
+    (
+        8,
+        """
+ALTER TABLE messages ADD COLUMN streak_head INTEGER;
+ALTER TABLE messages ADD COLUMN streak_last INTEGER;
+ALTER TABLE channels ADD COLUMN last_sender TEXT;
+ALTER TABLE channels ADD COLUMN streak_head INTEGER
+""",
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _CLOCK_SKEW_SECONDS = 60.0
@@ -165,7 +183,9 @@ _Q = {
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = ?, child_pid = ? WHERE id = ? AND state = 'queued'",
     # which process (and machine) supervises the run
-    "run_supervisor": "UPDATE runs SET supervisor_pid = ?, supervisor_host = ? WHERE id = ?",
+    "run_supervisor": "UPDATE runs SET supervisor_pid = ?, supervisor_host = ?, heartbeat_at = ? WHERE id = ?",
+    # the supervisor is alive; it learns whether the run was cancelled or declared lost meanwhile
+    "run_heartbeat": "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING state, cancel_requested",
     # the end of a run, once
     "run_finished": "UPDATE runs SET state = ?, ended_at = ?, exit_code = ?, error_code = ?, error_message = ?,"
     " child_pid = NULL WHERE id = ? AND state IN ('queued', 'running', 'waiting')",
@@ -187,7 +207,13 @@ _Q = {
     "channels": "SELECT * FROM channels ORDER BY name",
     # create a channel on its first message, count the others
     "channel_touch": "INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (?, ?, 1, ?)"
-    " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at",
+    " ON CONFLICT (name) DO UPDATE SET message_count = message_count + 1, last_message_at = excluded.last_message_at"
+    " RETURNING last_sender, streak_head",
+    # a new message joins its streak: it names the streak's head, the head names its new last
+    "mark_streak": "UPDATE messages SET streak_head = :head, streak_last = CASE WHEN id = :head THEN :id ELSE streak_last END"
+    " WHERE id IN (:id, :head)",
+    # who sent the channel's last message, and where that streak began
+    "channel_streak": "UPDATE channels SET last_sender = ?, streak_head = ? WHERE name = ?",
     # a new message
     "insert_message": "INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -200,13 +226,19 @@ _Q = {
     " ON CONFLICT (channel, identity) DO UPDATE SET last_id = excluded.last_id",
     # the newest messages of a channel, oldest first
     "latest": "SELECT * FROM (SELECT * FROM messages WHERE channel = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-    # messages after a cursor that others sent
-    "unread": "SELECT * FROM messages WHERE channel = ? AND id > ? AND sender != ? ORDER BY id LIMIT ?",
+    # a page of a channel's messages after a position, past the reader's own streak if that
+    # comes next (unread.py drops the reader's own messages inside the page)
+    "after": "SELECT * FROM messages WHERE channel = :channel AND id > coalesce((SELECT CASE WHEN f.sender = :me"
+    " THEN (SELECT h.streak_last FROM messages h WHERE h.id = f.streak_head) END FROM (SELECT sender, streak_head"
+    " FROM messages WHERE channel = :channel AND id > :position ORDER BY id LIMIT 1) f), :position) ORDER BY id LIMIT :limit",
     # a new queued task
     "insert_task": "INSERT INTO tasks (id, queue, title, payload, priority, state, max_attempts, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
     # one task by id
     "get_task": "SELECT * FROM tasks WHERE id = ?",
+    # the attempts of the leases "expire" is about to end
+    "expire_attempts": "UPDATE task_attempts SET ended_at = :now, outcome = 'expired' WHERE ended_at IS NULL AND run_id IN"
+    " (SELECT lease_run_id FROM tasks WHERE queue = :queue AND state = 'claimed' AND lease_expires_at < :now)",
     # expired leases on their last attempt fail; the others go back to the queue
     "expire": "UPDATE tasks SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
     " error = CASE WHEN attempts >= max_attempts THEN 'lease expired on the last attempt' ELSE error END,"
@@ -345,8 +377,11 @@ class SqliteDb:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         return [dict(r) for r in self._db.execute(sql, (*args, limit))]
 
-    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None:
-        self._db.execute(_Q["run_supervisor"], (pid, host, run_id))
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None, now: float | None = None) -> None:
+        self._db.execute(_Q["run_supervisor"], (pid, host, now, run_id))
+
+    def run_heartbeat(self, run_id: str, now: float) -> dict[str, Any] | None:
+        return self._one("run_heartbeat", now, run_id)
 
     def mark_started(self, run_id: str, child_pid: int, now: float) -> None:
         self._db.execute(_Q["run_started"], (now, child_pid, run_id))
@@ -395,15 +430,28 @@ class SqliteDb:
             existing = self._remembered(scope, key)
             if existing is not None:
                 return self.get_message(int(existing)) or {}
-            self._db.execute(_Q["channel_touch"], (message["channel"], message["sent_at"], message["sent_at"]))
+            channel = self._one("channel_touch", message["channel"], message["sent_at"], message["sent_at"])
             row = dict(
                 self._db.execute(
                     _Q["insert_message"],
                     (message["channel"], message["sender"], message["body"], message["kind"], message["correlation_id"], message["reply_to"], message["sent_at"]),
                 ).fetchone()
             )
+            head = streak_of(channel, message["sender"], row["id"])
+            self._db.execute(_Q["mark_streak"], {"id": row["id"], "head": head})
+            self._db.execute(_Q["channel_streak"], (message["sender"], head, message["channel"]))
             self._remember(scope, key, str(row["id"]), message["sent_at"])
         return row
+
+    def _drive(self, steps: Step) -> list[dict[str, Any]]:
+        """Run a unread.py read: each of its steps is one named query."""
+        rows: list[dict[str, Any]] | None = None
+        try:
+            while True:
+                name, params = steps.send(rows)  # type: ignore[arg-type]
+                rows = [dict(r) for r in self._db.execute(_Q[name], params)]
+        except StopIteration as done:
+            return list(done.value)
 
     def latest_messages(self, channel: str, limit: int) -> list[dict[str, Any]]:
         return self._all("latest", channel, limit)
@@ -414,7 +462,7 @@ class SqliteDb:
             row = self._db.execute(_Q["cursor_get"], (channel, identity)).fetchone()
             stored = row[0] if row else None
             start = after if after is not None else (stored or 0)
-            rows = self._all("unread", channel, start, identity, limit + 1)
+            rows = self._drive(unread(channel, start, identity, limit + 1))
             found, more = rows[:limit], len(rows) > limit
             cursor = found[-1]["id"] if found else start
             if cursor != stored:
@@ -442,6 +490,7 @@ class SqliteDb:
     def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> dict[str, Any] | None:
         """Give the best queued task to `holder`: inside one write transaction, one winner."""
         with self._tx():
+            self._db.execute(_Q["expire_attempts"], {"queue": queue, "now": now})
             self._db.execute(_Q["expire"], {"queue": queue, "now": now})
             row = self._db.execute(_Q["next_ready"], (queue,)).fetchone()
             if row is None:

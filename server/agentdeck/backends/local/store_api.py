@@ -77,7 +77,12 @@ def new_id(prefix: str) -> str:
 class RunLog(Protocol):
     """What a supervisor records about its one run. Blocking; one process, one connection."""
 
-    def set_supervisor(self, run_id: str, pid: int, host: str | None = None) -> None: ...
+    def set_supervisor(self, run_id: str, pid: int, host: str | None = None, now: float | None = None) -> None:
+        """Record who supervises the run, and its first heartbeat at `now`."""
+
+    def run_heartbeat(self, run_id: str, now: float) -> Row | None:
+        """Record that the supervisor is alive; returns the run's `state` and `cancel_requested`."""
+
     def get_run(self, run_id: str) -> Row | None: ...
     def mark_started(self, run_id: str, child_pid: int, now: float) -> None: ...
     def set_worktree(self, run_id: str, worktree: Row) -> None: ...
