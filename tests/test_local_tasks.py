@@ -51,7 +51,7 @@ async def test_an_attempt_cut_short_by_lease_expiry_is_recorded_as_ended(store: 
     first = await store.claim_next("q", "slow", 30, 100.0)
     second = await store.claim_next("q", "fast", 30, 131.0)
     assert first is not None and second is not None
-    await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0)
+    await store.settle(second["lease_run_id"], second["claim_token"], "completed", 133.0, holder="fast")
     attempts = store_rows(tmp_path, "SELECT run_id, attempt, ended_at, outcome FROM task_attempts ORDER BY attempt")
     assert attempts == [(first["lease_run_id"], 1, 131.0, "expired"), (second["lease_run_id"], 2, 133.0, "completed")]
 
