@@ -1,7 +1,7 @@
 """A session that ends leaves a clean exit: status 0 and nothing on stderr above info.
 
 Client hosts (Claude Desktop's logs, IDE output panes) show the server's stderr to users, where a
-traceback at exit reads as a crash. Each backend kind is served over stdio against its emulator,
+traceback at exit reads as a crash. Each backend kind is served over stdio against its emulator (A2A against the a2a-sdk reference server),
 called once, and the client closes; the same over HTTP ends with SIGTERM. Then sessions end while
 a tool is still waiting: the server exits promptly and cleanly, and what it had accepted (the
 run, the channel's messages) is still there for the next session.
@@ -40,6 +40,8 @@ KINDS: dict[str, tuple[Any, str, tuple[str, dict[str, Any]]]] = {
     "archastro": (archastro.create_app, 'base_url = "{url}"', ("list_runs", {})),
     "azure_foundry": (azure_foundry.create_app, 'endpoint = "{url}/api/projects/_project"', ("list_runs", {"agent": azure_foundry.DEFAULTS["agent"]})),
     "agent_os": (lambda: agent_os.create_app(api_key=KEYS["AGENT_OS_API_KEY"]), 'base_url = "{url}"', ("list_runs", {})),
+    # the a2a-sdk reference server with a quoting agent (tests/a2a_agents.py), started below
+    "a2a": (None, '[backends.a2a.agents]\nquoter = "{url}"', ("list_agents", {})),
 }
 
 # What a clean stderr may hold: nothing at warning level or above, and no traceback.
@@ -56,10 +58,15 @@ def backend_env(tmp_path: Path, kind: str) -> Iterator[tuple[dict[str, str], tup
     """The environment of a server whose default backend is `kind`, with its emulator running."""
     factory, body, tool = KINDS[kind]
     with contextlib.ExitStack() as stack:
-        if factory is None:
+        if kind == "local":
             toml = agents_toml()
         else:
-            url = stack.enter_context(serve_in_thread(factory()))
+            if kind == "a2a":
+                from tests.test_backend_a2a import agents
+
+                url = stack.enter_context(agents("quoter"))["quoter"][0]
+            else:
+                url = stack.enter_context(serve_in_thread(factory()))
             toml = f'default = "{kind}"\n\n[backends.{kind}]\nkind = "{kind}"\n{body.format(url=url)}\n'
         (tmp_path / "agentdeck.toml").write_text(toml)
         # info level: the server's own start-up lines are allowed, anything louder is not
