@@ -99,6 +99,7 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False) -> A
         streamable_http_path=config.http.path,
         stateless_http=stateless,
         max_request_body_size=config.http.max_body_bytes,
+        session_idle_timeout=config.http.session_idle_seconds,
         transport_security=_security(config, config.http.port),
         host=config.http.host,
     )
