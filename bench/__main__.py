@@ -19,7 +19,7 @@ from bench.report import table, write_json
 from bench.settings import Settings, describe_error
 from bench.stats import Row
 
-BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "scale", "memory", "idle")
+BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "scale", "memory", "idle", "mixed")
 
 
 def main(argv: list[str] | None = None) -> int:
