@@ -1,4 +1,4 @@
-"""Target 2: many clients over HTTP, a mixed workload against one agentdeck server, next to B1.
+"""Issue 23, target 2: many clients over HTTP, a mixed workload against one agentdeck server, next to B1.
 
 At each level N, N SDK client sessions (one Streamable HTTP connection each, all in this
 process) loop for a fixed time over send_channel_message, receive_channel_messages with an
@@ -229,7 +229,7 @@ def _rows(sessions: int, deck: Level, b1: Level) -> list[Row]:
     def fig(value: float, unit: str) -> Figure:
         return Figure(value, value, value, unit)
 
-    key = f"2 mixed x{sessions}"
+    key = f"23.2 mixed x{sessions}"
     faults = deck.errors + deck.lost + deck.repeated + deck.twice + b1.errors
     checks = f"errors {deck.errors} (B1 {b1.errors}), messages lost {deck.lost}, repeated {deck.repeated}, tasks completed twice {deck.twice}"
     if deck.first_error or b1.first_error:
