@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy is not None and busy > 0.5 * (os.cpu_count() or 1):
         print(f"warning: load average {busy:.1f} before starting; other work on this machine skews every figure", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
-    postgres = postgres_url() if {"claims", "wakeup"} & chosen else None
+    postgres = postgres_url() if {"claims", "wakeup", "mixed"} & chosen else None
     settings = Settings(quick=args.quick, root=root, verbose=not args.quiet, postgres=postgres)
     rows: list[Row] = []
     failures = settings.failures

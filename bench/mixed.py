@@ -14,6 +14,10 @@ posts to every channel during the window; each reader must receive every peer me
 channel exactly once (after a final drain), and every message the sessions sent must be in the
 store exactly once (read back as a third identity).
 
+With a PostgreSQL server (AGENTDECK_BENCH_POSTGRES, see bench/postgres.py) the workload also
+runs on two `--stateless` replicas sharing one fresh schema, sessions spread over both, with the
+same checks; its calls per second are printed beside one replica's on the same store.
+
 `BENCH_MIXED_SECONDS` overrides the seconds per level (the issue's 30 s does not fit the
 five-minute budget of `python -m bench`).
 """
@@ -21,20 +25,19 @@ five-minute budget of `python -m bench`).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agentdeck.backends.local.store import Store
-from bench.servers import agentdeck, baseline, http_process, seed_run
+from agentdeck.backends.local.store_api import Store, open_store
+from bench.postgres import fresh_schema
+from bench.servers import Server, agentdeck, baseline, http_process, run_row, seed_run
 from bench.settings import Settings
 from bench.stats import Figure, Row, percentile
 
@@ -107,38 +110,31 @@ async def _echo_cycle(client: Client, tally: Tally, tag: str) -> None:
         await tally.call(client, "echo", {"text": tag})
 
 
-def _peer(db: Path, channels: list[str], stop: threading.Event, written: dict[str, list[str]]) -> None:
-    store = Store(db)
-    try:
-        n = 0
-        while not stop.is_set():
-            channel = channels[n % len(channels)]
-            row = store.append_message(
-                {"channel": channel, "sender": "peer", "body": f"peer {n}", "kind": "message", "correlation_id": None, "reply_to": None, "sent_at": time.time()},
-                "peer",
-                None,
-            )
-            written[channel].append(str(row["id"]))
-            n += 1
-            stop.wait(PEER_INTERVAL)
-    finally:
-        store.close()
+def _message(channel: str, body: str) -> dict[str, Any]:
+    return {"channel": channel, "sender": "peer", "body": body, "kind": "message", "correlation_id": None, "reply_to": None, "sent_at": time.time()}
 
 
-def _stored(db: Path, channel: str, after: str) -> list[dict[str, Any]]:
-    """Every message on `channel` after `after`, read as an identity nobody else uses."""
-    store = Store(db)
-    try:
-        rows: list[dict[str, Any]] = []
-        cursor: int | None = int(after)
-        while True:
-            batch, more = store.read_messages(channel, "auditor", 100, cursor)
-            rows += batch
-            cursor = None  # the auditor's cursor now stands past the batch
-            if not more:
-                return rows
-    finally:
-        store.close()
+async def _peer(store: Store, channels: list[str], stop: anyio.Event, written: dict[str, list[str]]) -> None:
+    n = 0
+    while not stop.is_set():
+        channel = channels[n % len(channels)]
+        row = await store.append_message(_message(channel, f"peer {n}"), "peer", None)
+        written[channel].append(str(row["id"]))
+        n += 1
+        with anyio.move_on_after(PEER_INTERVAL):
+            await stop.wait()
+
+
+async def _stored(store: Store, channel: str, after: str) -> list[str]:
+    """The ids of every message on `channel` after `after`, read as an identity nobody else uses."""
+    ids: list[str] = []
+    cursor: int | None = int(after)
+    while True:
+        batch, more = await store.read_messages(channel, "auditor", 100, cursor)
+        ids += [str(r["id"]) for r in batch]
+        cursor = None  # the auditor's cursor now stands past the batch
+        if not more:
+            return ids
 
 
 @dataclass
@@ -154,19 +150,20 @@ class Level:
     twice: int = 0
 
 
-async def _level(kind: str, url: str, pid: int, sessions: int, seconds: float, db: Path, run_id: str, level_tag: str) -> Level:
+async def _level(kind: str, targets: list[tuple[str, int]], sessions: int, seconds: float, store: Store | None, run_id: str, level_tag: str) -> Level:
+    """One level against `targets` (URL, pid), sessions spread over them; `store` is agentdeck's (None for B1)."""
     tally = Tally()
     channels = [f"{level_tag}-{g}" for g in range((sessions + GROUP - 1) // GROUP)]
     queue = f"{level_tag}-q"
     starts: dict[str, str] = {}
     written: dict[str, list[str]] = {c: [] for c in channels}
-    if kind == "agentdeck":
+    if store is not None:
         for channel in channels:  # a starting message: every reader's first cursor
-            starts[channel] = await anyio.to_thread.run_sync(_append_marker, db, channel)
+            starts[channel] = str((await store.append_message(_message(channel, "start"), "peer", None))["id"])
     readers = [Reader(channels[i // GROUP], starts.get(channels[i // GROUP], "")) for i in range(sessions)]
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(Client(streamable_http_client(url))) for _ in range(sessions)]
-        stop = threading.Event()
+        clients = [await stack.enter_async_context(Client(streamable_http_client(targets[i % len(targets)][0]))) for i in range(sessions)]
+        stop = anyio.Event()
 
         async def session(i: int, deadline: float) -> None:
             n = 0
@@ -183,20 +180,20 @@ async def _level(kind: str, url: str, pid: int, sessions: int, seconds: float, d
                 warm.start_soon(session, i, time.perf_counter())
         tally.latencies.clear()
         async with anyio.create_task_group() as tg:
-            if kind == "agentdeck":
-                tg.start_soon(anyio.to_thread.run_sync, _peer, db, channels, stop, written)
-            cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+            if store is not None:
+                tg.start_soon(_peer, store, channels, stop, written)
+            cpu0, t0 = sum(_cpu_seconds(pid) for _, pid in targets), time.perf_counter()
             async with anyio.create_task_group() as load:
                 for i in range(sessions):
                     load.start_soon(session, i, t0 + seconds)
-            elapsed, cpu = time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
+            elapsed, cpu = time.perf_counter() - t0, sum(_cpu_seconds(pid) for _, pid in targets) - cpu0
             stop.set()
         result = Level(len(tally.latencies), elapsed, cpu, tally.latencies, tally.errors, tally.first_error)
-        if kind == "agentdeck":
+        if store is not None:
             for i, reader in enumerate(readers):  # drain what arrived after the last cycle
                 while reader.take(await tally.call(clients[i], "receive_channel_messages", {"channel": reader.channel, "after": reader.cursor, "limit": 100})):
                     pass
-    if kind == "agentdeck":
+    if store is not None:
         result.errors = tally.errors
         result.first_error = tally.first_error
         for reader in readers:
@@ -205,21 +202,12 @@ async def _level(kind: str, url: str, pid: int, sessions: int, seconds: float, d
             result.repeated += len(reader.seen) - len(set(reader.seen))
         stored: list[str] = []
         for channel in channels:
-            stored += [str(r["id"]) for r in await anyio.to_thread.run_sync(_stored, db, channel, starts[channel])]
+            stored += await _stored(store, channel, starts[channel])
         counts = Counter(stored)
         result.lost += sum(1 for m in tally.sent if m not in counts)
         result.repeated += sum(n - 1 for n in counts.values() if n > 1)
         result.twice = len(tally.completed) - len(set(tally.completed))
     return result
-
-
-def _append_marker(db: Path, channel: str) -> str:
-    store = Store(db)
-    try:
-        row = store.append_message({"channel": channel, "sender": "peer", "body": "start", "kind": "message", "correlation_id": None, "reply_to": None, "sent_at": time.time()}, "peer", None)
-        return str(row["id"])
-    finally:
-        store.close()
 
 
 def _rows(sessions: int, deck: Level, b1: Level) -> list[Row]:
@@ -249,16 +237,67 @@ async def run(settings: Settings) -> list[Row]:
     home = settings.dir("mixed")
     log = settings.log("mixed")
     run_id = seed_run(home / "data")
-    db = home / "data" / "agentdeck.db"
     deck, b1 = agentdeck(home, log), baseline(log)
+    store = open_store(None, home / "data")
     rows: list[Row] = []
-    with http_process(deck) as (deck_url, deck_pid), http_process(b1) as (b1_url, b1_pid):
-        for n, sessions in enumerate(levels):
-            results: dict[str, Level] = {}
-            for kind in ("agentdeck", "B1") if n % 2 == 0 else ("B1", "agentdeck"):
-                url, pid = (deck_url, deck_pid) if kind == "agentdeck" else (b1_url, b1_pid)
-                results[kind] = await _level(kind, url, pid, sessions, seconds, db, run_id, f"mix{sessions}")
-            d, b = results["agentdeck"], results["B1"]
-            settings.say(f"mixed x{sessions}: agentdeck {d.calls} calls, cpu {d.cpu:.2f} s, errors {d.errors}, lost {d.lost}, repeated {d.repeated}, twice {d.twice}; B1 {b.calls} calls, cpu {b.cpu:.2f} s, errors {b.errors}")
-            rows += _rows(sessions, d, b)
+    try:
+        with http_process(deck) as deck_target, http_process(b1) as b1_target:
+            for n, sessions in enumerate(levels):
+                results: dict[str, Level] = {}
+                for kind in ("agentdeck", "B1") if n % 2 == 0 else ("B1", "agentdeck"):
+                    if kind == "agentdeck":
+                        results[kind] = await _level(kind, [deck_target], sessions, seconds, store, run_id, f"mix{sessions}")
+                    else:
+                        results[kind] = await _level(kind, [b1_target], sessions, seconds, None, run_id, f"mix{sessions}")
+                d, b = results["agentdeck"], results["B1"]
+                settings.say(f"mixed x{sessions}: agentdeck {d.calls} calls, cpu {d.cpu:.2f} s, errors {d.errors}, lost {d.lost}, repeated {d.repeated}, twice {d.twice}; B1 {b.calls} calls, cpu {b.cpu:.2f} s, errors {b.errors}")
+                rows += _rows(sessions, d, b)
+    finally:
+        await store.close()
+    if settings.postgres:
+        try:
+            rows += await _replicas(settings, settings.pick(50, 20), seconds)
+        except Exception as exc:  # the SQLite rows above still count
+            settings.fail("mixed replicas", exc)
     return rows
+
+
+async def _replicas(settings: Settings, sessions: int, seconds: float) -> list[Row]:
+    """The same workload on two stateless replicas sharing one PostgreSQL store, beside one replica."""
+    assert settings.postgres is not None
+    log = settings.log("mixed-replicas")
+    results: dict[int, Level] = {}
+    with fresh_schema(settings.postgres, warn=settings.say) as url:
+        store = open_store(url, settings.dir("mixed-replicas"))
+        try:
+            run = run_row(f"run_{os.urandom(8).hex()}", time.time())
+            await store.create_run(run, "bench", None)
+            servers: list[Server] = []
+            for i in range(2):
+                server = agentdeck(settings.dir(f"mixed-replica-{i}"), log, AGENTDECK_STORE=url)
+                server.argv = [*server.argv, "--stateless"]
+                servers.append(server)
+            with http_process(servers[0]) as first, http_process(servers[1]) as second:
+                for count, targets in ((1, [first]), (2, [first, second])):
+                    results[count] = await _level("agentdeck", targets, sessions, seconds, store, run["id"], f"pg{count}x{sessions}")
+        finally:
+            await store.close()
+    one, two = results[1], results[2]
+    settings.say(f"mixed replicas x{sessions}: one {one.calls} calls, two {two.calls} calls; errors {one.errors}/{two.errors}, lost {one.lost}/{two.lost}, repeated {one.repeated}/{two.repeated}, twice {one.twice}/{two.twice}")
+    faults = [lvl.errors + lvl.lost + lvl.repeated + lvl.twice for lvl in (one, two)]
+
+    def rate(level: Level) -> Figure:
+        value = level.calls / level.seconds
+        return Figure(value, value, value, "calls/s")
+
+    return [
+        Row(
+            f"23.2 replicas x{sessions}",
+            f"{sessions} sessions on 2 stateless replicas, one PostgreSQL: errors + lost + repeated + completed twice",
+            Figure(faults[1], faults[1], faults[1], "faults"),
+            None,
+            "",
+            passed=sum(faults) == 0,
+            note=f"two replicas {rate(two).text()} beside one replica {rate(one).text()}; one replica's faults {faults[0]}" + (f"; first error: {two.first_error or one.first_error}" if two.first_error or one.first_error else ""),
+        )
+    ]
