@@ -18,7 +18,7 @@ With a PostgreSQL server (AGENTDECK_BENCH_POSTGRES, see bench/postgres.py) the w
 runs on two `--stateless` replicas sharing one fresh schema, sessions spread over both, with the
 same checks; its calls per second are printed beside one replica's on the same store.
 
-`BENCH_MIXED_SECONDS` overrides the seconds per level (the issue's 30 s does not fit the
+`BENCH_MIXED_SECONDS` overrides the seconds per level (4; 2 with --quick; the issue's 30 s does not fit the
 five-minute budget of `python -m bench`).
 """
 
@@ -165,19 +165,22 @@ async def _level(kind: str, targets: list[tuple[str, int]], sessions: int, secon
         clients = [await stack.enter_async_context(Client(streamable_http_client(targets[i % len(targets)][0]))) for i in range(sessions)]
         stop = anyio.Event()
 
+        async def cycle(i: int, n: int) -> None:
+            tag = f"{level_tag} s{i} #{n}"
+            if kind == "agentdeck":
+                await _deck_cycle(clients[i], tally, readers[i], queue, run_id, tag)
+            else:
+                await _echo_cycle(clients[i], tally, tag)
+
         async def session(i: int, deadline: float) -> None:
             n = 0
             while time.perf_counter() < deadline:
                 n += 1
-                tag = f"{level_tag} s{i} #{n}"
-                if kind == "agentdeck":
-                    await _deck_cycle(clients[i], tally, readers[i], queue, run_id, tag)
-                else:
-                    await _echo_cycle(clients[i], tally, tag)
+                await cycle(i, n)
 
         async with anyio.create_task_group() as warm:  # one cycle each, not timed
             for i in range(sessions):
-                warm.start_soon(session, i, time.perf_counter())
+                warm.start_soon(cycle, i, 0)
         tally.latencies.clear()
         async with anyio.create_task_group() as tg:
             if store is not None:
@@ -233,7 +236,7 @@ def _rows(sessions: int, deck: Level, b1: Level) -> list[Row]:
 
 async def run(settings: Settings) -> list[Row]:
     levels = (10, 50, 100) if not settings.quick else (10, 100)
-    seconds = float(os.environ.get("BENCH_MIXED_SECONDS") or settings.pick(6, 2))
+    seconds = float(os.environ.get("BENCH_MIXED_SECONDS") or settings.pick(4, 2))
     home = settings.dir("mixed")
     log = settings.log("mixed")
     run_id = seed_run(home / "data")
