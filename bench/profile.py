@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ import anyio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from agentdeck.backends.local.notify import wake_dir
 from bench.calls import call
 from bench.mixed import _level
 from bench.servers import PYTHON, agentdeck, http_process, seed_run
@@ -71,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="agentdeck-profile-"))
     args.out = (args.out or root / "server.prof").resolve()
-    calls = anyio.run(_profile, args, root)
+    try:
+        calls = anyio.run(_profile, args, root)
+    finally:
+        shutil.rmtree(wake_dir(root / "data"), ignore_errors=True)
     stats = pstats.Stats(str(args.out), stream=sys.stdout)
     total_calls = sum(cc for cc, _nc, _tt, _ct, _callers in stats.stats.values())  # type: ignore[attr-defined]
     print(f"{calls} tool calls; {total_calls / calls:.0f} Python function calls per tool call; profile in {args.out}")
     stats.sort_stats("tottime").print_stats(args.top)
     stats.sort_stats("cumulative").print_stats(args.top)
+    if not args.out.is_relative_to(root):
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
