@@ -4,7 +4,7 @@
     python -m bench --quick      # fewer and shorter repeats
     python -m bench --only latency,claims
 
-Each benchmark module (latency, proxy, coldstart, claims, wakeup, scale, memory) has one
+Each benchmark module (latency, proxy, coldstart, claims, wakeup, scale, memory, idle, mixed) has one
 `run(settings) -> list[Row]`. Baselines, started and measured next to agentdeck:
 
     B1  a minimal MCPServer with one `echo` tool (bench/baseline_server.py), same client, same transport

@@ -19,7 +19,7 @@ from bench.report import table, write_json
 from bench.settings import Settings, describe_error
 from bench.stats import Row
 
-BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "notifications", "scale", "memory", "dashboard")
+BENCHMARKS = ("latency", "proxy", "coldstart", "claims", "wakeup", "notifications", "scale", "memory", "dashboard", "idle", "mixed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy is not None and busy > 0.5 * (os.cpu_count() or 1):
         print(f"warning: load average {busy:.1f} before starting; other work on this machine skews every figure", file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
-    postgres = postgres_url() if {"claims", "wakeup", "notifications"} & chosen else None
+    postgres = postgres_url() if {"claims", "wakeup", "notifications", "mixed"} & chosen else None
     settings = Settings(quick=args.quick, root=root, verbose=not args.quiet, postgres=postgres)
     rows: list[Row] = []
     failures = settings.failures

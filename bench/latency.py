@@ -63,8 +63,8 @@ async def _transport(settings: Settings, transport: str) -> list[Row]:
                 rate[name].append(await throughput(clients[name], tool, args, n, CONCURRENCY))
         settings.say(f"latency {transport}: p50 {p50}, rate {rate}")
     return [
-        Row(f"1 {transport} p50", f"get_run latency p50, {transport}", summarize(p50[deck.name], "ms"), summarize(p50[b1.name], "ms"), "B1 echo", "<=", 1.3, ratio_repeats=_ratios(p50, deck.name, b1.name), note=f"{repeats}x{n} calls"),
-        Row(f"1 {transport} p99", f"get_run latency p99, {transport}", summarize(p99[deck.name], "ms"), summarize(p99[b1.name], "ms"), "B1 echo", "<=", 2.0, ratio_repeats=_ratios(p99, deck.name, b1.name)),
+        Row(f"1 {transport} p50", f"get_run latency p50, {transport}", summarize(p50[deck.name], "ms"), summarize(p50[b1.name], "ms"), "B1 echo", "<=", 1.1, ratio_repeats=_ratios(p50, deck.name, b1.name), note=f"{repeats}x{n} calls; goals are issue 23's"),
+        Row(f"1 {transport} p99", f"get_run latency p99, {transport}", summarize(p99[deck.name], "ms"), summarize(p99[b1.name], "ms"), "B1 echo", "<=", 1.5, ratio_repeats=_ratios(p99, deck.name, b1.name)),
         Row(f"1 {transport} rate", f"throughput, {CONCURRENCY} concurrent, {transport}", summarize(rate[deck.name], "calls/s"), summarize(rate[b1.name], "calls/s"), "B1 echo", ">=", 0.75, ratio_repeats=_ratios(rate, deck.name, b1.name)),
     ]
 

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 
-from tests.helpers import call, http_server, server_env, write_config
+from tests.helpers import agents_toml, call, http_server, server_env, write_config
 
 INIT = {
     "jsonrpc": "2.0",
@@ -111,3 +112,30 @@ async def test_request_headers_narrow_the_tool_set_but_never_widen_it(tmp_path: 
     with http_server(server_env(tmp_path, AGENTDECK_READ_ONLY="1")) as url:
         widened, spawn = await names(url, {"X-Agentdeck-Tools": "spawn_agent,get_run"})
         assert widened == {"get_run"} and spawn.is_error
+
+
+async def test_an_idle_session_is_closed_after_the_configured_time_and_an_active_one_is_kept(tmp_path: Path) -> None:
+    idle_seconds = 2.0
+    write_config(tmp_path, agents_toml() + f"\n[http]\nsession_idle_seconds = {idle_seconds}\n")
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+
+    async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
+        opened = await http.post(url, json=INIT, headers=HEADERS)
+        assert opened.status_code == 200
+        session = HEADERS | {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        initialized = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        assert initialized.status_code == 202
+        return session
+
+    with http_server(server_env(tmp_path)) as url:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            active, idle = await open_session(http, url), await open_session(http, url)
+            with anyio.fail_after(30):
+                deadline = anyio.current_time() + 2.5 * idle_seconds
+                while anyio.current_time() < deadline:  # one request every 0.2 s keeps `active` alive
+                    assert (await http.post(url, json=ping, headers=active)).status_code == 200
+                    await anyio.sleep(0.2)
+            gone = await http.post(url, json=ping, headers=idle)
+            kept = await http.post(url, json=ping, headers=active)
+    assert gone.status_code == 404 and gone.json()["error"]["message"] == "Session not found"
+    assert kept.status_code == 200 and "result" in kept.text

@@ -245,6 +245,9 @@ class HttpConfig(_Settings):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    session_idle_seconds: float = Field(
+        default=1800, gt=0, allow_inf_nan=False, description="a session with no request in flight (and no open GET stream) this long is closed; its id then answers 404"
+    )
     oauth: OAuthConfig | None = Field(default=None, description="OAuth 2.1 resource-server mode instead of static tokens")
     tokens: list[BearerToken] = Field(default_factory=list, exclude=True)
     secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)), exclude=True)

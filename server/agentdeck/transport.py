@@ -196,6 +196,7 @@ def build_http_app(server: Any, config: Config, *, stateless: bool = False, dash
         streamable_http_path=http.path,
         stateless_http=stateless,
         max_request_body_size=http.max_body_bytes,
+        session_idle_timeout=http.session_idle_seconds,
         transport_security=_security(config, http.port),
         host=http.host,
     )

@@ -26,8 +26,8 @@ def wake_dir(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"agentdeck-{digest}"
 
 
-def notify(directory: Path, *topics: str) -> None:
-    """Send each topic to every listening process; stale sockets are removed."""
+def notify(directory: Path, *topics: str, own: str | None = None) -> None:
+    """Send each topic to every listening process but the socket `own`; stale sockets are removed."""
     if not hasattr(socket, "AF_UNIX"):
         return
     try:
@@ -38,7 +38,7 @@ def notify(directory: Path, *topics: str) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
         sender.setblocking(False)
         for entry in entries:
-            if not entry.name.endswith(".sock"):
+            if not entry.name.endswith(".sock") or entry.path == own:
                 continue
             try:
                 sender.sendto(payload, entry.path)

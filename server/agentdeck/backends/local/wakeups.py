@@ -148,4 +148,6 @@ class SocketWakeups(Wakeups):
                 self._wake(topic)
 
     async def _send(self, topics: tuple[str, ...]) -> None:
-        notify(self.directory, *topics)
+        # Not to our own socket: publish has woken this process's waiters already, and the
+        # datagram would only wake the listener thread to contend for the GIL for nothing.
+        notify(self.directory, *topics, own=self._path)
