@@ -22,5 +22,6 @@ async def test_cancelling_a_wait_stops_it_on_the_server_and_the_session_goes_on(
             with anyio.fail_after(10):
                 while "tool wait_for_run cancelled" not in log.read_text():
                     await anyio.sleep(0.05)
-            assert (await call(client, "get_run", {"run_id": run["id"]}))["state"] == "running"
+            # Giving up on the wait leaves the run itself alone (on a busy machine it may not have started yet).
+            assert (await call(client, "get_run", {"run_id": run["id"]}))["state"] in ("queued", "running")
             await call(client, "cancel_run", {"run_id": run["id"]})
