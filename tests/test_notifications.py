@@ -136,3 +136,28 @@ async def test_a_legacy_subscribe_to_a_stateless_server_is_refused_saying_what_w
                 await client.subscribe_resource(CHANNEL)
             assert "without --stateless" in str(caught.value)
             assert (await call(client, "list_channels"))["channels"] == []  # the session goes on
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_over_http_each_token_hears_the_others_messages_and_never_its_own(mode: str, tmp_path: Path) -> None:
+    """Identity per HTTP client reaches the notifications: the filter uses the token's identity."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    tokens = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab"}
+    write_config(tmp_path)
+    env = server_env(tmp_path, AGENTDECK_HTTP_TOKENS=",".join(f"{name}:{token}" for name, token in tokens.items()))
+    with http_server(env) as url:
+        alice_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=httpx2.Timeout(60))
+        bob_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=httpx2.Timeout(60))
+        async with (
+            alice_http,
+            bob_http,
+            Client(streamable_http_client(url, http_client=bob_http)) as bob,
+            subscribed(streamable_http_client(url, http_client=alice_http), mode, [CHANNEL]) as (alice, updates),
+        ):
+            await call(alice, "send_channel_message", {"channel": "ops", "body": "from alice"})
+            assert [u for u in await updates.none_within(2.5) if u != "list_changed"] == []
+            await call(bob, "send_channel_message", {"channel": "ops", "body": "from bob"})
+            await updates.wait_for(CHANNEL)
+            assert "from bob" in [m["body"] for m in (await _read(alice, CHANNEL))["messages"]]
