@@ -36,7 +36,7 @@ from agentdeck.backends.a2a_wire import (
     split_run_id,
     update_of,
 )
-from agentdeck.backends.base import Backend, Capability, Progress, poll_until_done
+from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key, poll_until_done
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import AgentList, FileContent, Run, RunEventPage, RunPage, SessionFileList
@@ -223,15 +223,8 @@ class A2ABackend(Backend):
         parent_run_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        for arg, value in (("name", name), ("workspace", workspace), ("ttl_seconds", ttl_seconds), ("parent_run_id", parent_run_id)):
-            if value is not None:
-                raise Unsupported(f"A2A tasks have no {arg}; call spawn_agent again without it.")
-        extra = sorted(set(metadata or {}) - {"context_id"})
-        if extra:
-            raise InvalidArgument(f"On A2A, metadata may only carry context_id (to continue a conversation); remove {', '.join(extra)}.")
-        context_id = (metadata or {}).get("context_id")
-        if context_id is not None and (not isinstance(context_id, str) or not context_id):
-            raise InvalidArgument("metadata.context_id must be a context id string from a run's thread_id.")
+        unsupported = {"name": name, "workspace": workspace, "ttl_seconds": ttl_seconds, "parent_run_id": parent_run_id}
+        context_id = only_metadata_key("A2A tasks", metadata, "context_id", "to continue a conversation", **unsupported)
         target = self._agent(agent)
         task = await self._send(target, message(prompt, key=idempotency_key, context_id=context_id))
         return run_from_task(agent, task, self.name)

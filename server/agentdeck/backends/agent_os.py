@@ -30,7 +30,7 @@ from agentdeck.backends.agent_os_models import (
     items_of,
     run_from_agent_os,
 )
-from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
@@ -112,15 +112,8 @@ class AgentOsBackend(Backend):
         parent_run_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        for arg, value in (("name", name), ("workspace", workspace), ("ttl_seconds", ttl_seconds), ("parent_run_id", parent_run_id)):
-            if value is not None:
-                raise Unsupported(f"Agent OS runs have no {arg}; call spawn_agent again without it.")
-        extra = sorted(set(metadata or {}) - {"thread_id"})
-        if extra:
-            raise InvalidArgument(f"On Agent OS, metadata may only carry thread_id (to continue a thread); remove {', '.join(extra)}.")
-        thread_id = (metadata or {}).get("thread_id")
-        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
-            raise InvalidArgument("metadata.thread_id must be a thread id string from a run's thread_id.")
+        unsupported = {"name": name, "workspace": workspace, "ttl_seconds": ttl_seconds, "parent_run_id": parent_run_id}
+        thread_id = only_metadata_key("Agent OS runs", metadata, "thread_id", "to continue a thread", **unsupported)
         return await self._create_run(agent, prompt, thread_id, idempotency_key)
 
     async def _create_run(self, agent_id: str, message: str, thread_id: str | None, key: str | None) -> Run:

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from agentdeck.errors import Unsupported
+from agentdeck.errors import InvalidArgument, Unsupported
 from agentdeck.models import (
     AgentList,
     ChannelList,
@@ -35,7 +35,7 @@ from agentdeck.models import (
     Task,
 )
 
-__all__ = ["Backend", "Capability", "Progress", "TaskView", "poll_until_done"]
+__all__ = ["Backend", "Capability", "Progress", "TaskView", "only_metadata_key", "poll_until_done"]
 
 Progress = Callable[[float, str], Awaitable[None]]
 """Called with a monotonically increasing count and a short message while a call waits."""
@@ -273,3 +273,21 @@ async def poll_until_done(backend: Backend, run_id: str, timeout: float, progres
             delay = min(delay * 1.5, 5.0)
     return await backend.get_run(run_id)
 
+
+def only_metadata_key(runs: str, metadata: dict[str, Any] | None, key: str, purpose: str, **unsupported: Any) -> str | None:
+    """For a platform whose spawn takes one metadata string (`key`, for `purpose`): that value.
+
+    Raises:
+        Unsupported: an argument in `unsupported` was given; `runs` names the platform's runs.
+        InvalidArgument: metadata holds another key, or `key` is not a non-empty string.
+    """
+    for arg, value in unsupported.items():
+        if value is not None:
+            raise Unsupported(f"{runs} have no {arg}; call spawn_agent again without it.")
+    extra = sorted(set(metadata or {}) - {key})
+    if extra:
+        raise InvalidArgument(f"On this platform, metadata may only carry {key} ({purpose}); remove {', '.join(extra)}.")
+    value = (metadata or {}).get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidArgument(f"metadata.{key} must be a non-empty string from a run's thread_id.")
+    return value
