@@ -15,7 +15,6 @@ exceptions.
 from __future__ import annotations
 
 import email.utils
-import json as jsonlib
 import logging
 import random
 import time
@@ -351,8 +350,3 @@ async def collect_pages(fetch: Callable[[Any], Awaitable[Page]], first: Any = No
         if cursor is None or not page or len(items) >= max_items:
             break
     return items[:max_items]
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, for adapters that must send a raw body."""
-    return jsonlib.dumps(value, separators=(",", ":"))

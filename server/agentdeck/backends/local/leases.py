@@ -13,9 +13,7 @@ from typing import Any
 
 from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, WrongToken
 
-__all__ = ["OUTCOMES", "check_held", "next_state"]
-
-OUTCOMES = ("completed", "retry", "failed", "released")
+__all__ = ["check_held", "next_state"]
 
 
 def check_held(task: dict[str, Any], run_id: str, token: str, now: float, holder: str) -> None:
