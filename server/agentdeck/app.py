@@ -161,6 +161,10 @@ def _bind(spec: ToolSpec, deck: Deck, max_wait: float) -> Callable[..., Awaitabl
                     result = await progress.around(lambda: spec.handler(backend, **kwargs))
                 if waiting.cancelled_caught:
                     raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
+            elif backend.kind == "local":
+                # The embedded platform answers other tools from its store in milliseconds; the
+                # keep-alive task would cost every call more than it could ever save.
+                result = await spec.handler(backend, **kwargs)
             else:
                 result = await progress.around(lambda: spec.handler(backend, **kwargs))
             if spec.present is not None:
