@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -221,3 +222,72 @@ def file_result(result: Any) -> dict[str, Any]:
     assert facts["text"] is None and facts["base64"] is None  # the bytes travel once, in the resource
     assert resource.uri.startswith("agentdeck://files/")
     return facts | {"text": getattr(resource, "text", None), "base64": getattr(resource, "blob", None), "mime_type": resource.mime_type}
+
+
+class ToolSession:
+    """An in-process MCP client session to agentdeck that keeps the text of every result.
+
+    A test reaches the configured backends through `deck`, and checks what reached the client
+    with `carried` (say, that no credential ever did).
+    """
+
+    def __init__(self, client: Client, deck: Any) -> None:
+        self.client, self.deck = client, deck
+        self.seen: list[str] = []
+
+    @property
+    def backend(self) -> Any:
+        """The default backend."""
+        return self.deck.pick(None)
+
+    async def call(self, tool: str, arguments: dict[str, Any] | None = None, /, progress: Any = None, **more: Any) -> Any:
+        """Call a tool with `arguments` and/or keyword arguments; `progress` receives its progress notifications."""
+        result = await self.client.call_tool(tool, {**(arguments or {}), **more}, progress_callback=progress)
+        self.seen.append(result.content[0].text + json.dumps(result.structured_content))
+        return result
+
+    async def ok(self, tool: str, arguments: dict[str, Any] | None = None, /, progress: Any = None, **more: Any) -> dict[str, Any]:
+        """A call that must succeed: its structured content."""
+        result = await self.call(tool, arguments, progress, **more)
+        assert not result.is_error, result.content[0].text
+        return dict(result.structured_content)
+
+    async def error(self, tool: str, arguments: dict[str, Any] | None = None, /, **more: Any) -> dict[str, Any]:
+        """A call that must fail cleanly: its error body {code, message, retryable}."""
+        result = await self.call(tool, arguments, **more)
+        assert result.is_error, result.content[0].text
+        text = result.content[0].text
+        assert text.startswith(result.structured_content["code"] + ": ")
+        assert "Traceback" not in text
+        return dict(result.structured_content)
+
+    async def file(self, **arguments: Any) -> dict[str, Any]:
+        return file_result(await self.call("download_session_file", **arguments))
+
+    async def resource(self, uri: str) -> Any:
+        return json.loads((await self.client.read_resource(uri)).contents[0].text)
+
+    def carried(self, text: str) -> bool:
+        """Whether any result so far carried `text`."""
+        return any(text in seen for seen in self.seen)
+
+
+@contextlib.asynccontextmanager
+async def tool_session(config: Config, *, transports: dict[str, Any] | None = None, deck: Any = None,
+                       never_shown: tuple[str, ...] = (), make: Any = ToolSession) -> AsyncIterator[Any]:
+    """A ToolSession with a server built from `config`; `transports` binds remote backends to emulator apps.
+
+    When the session ends, no result may have carried any text in `never_shown` (credentials).
+    `make(client, deck)` builds the session object, for a test module's subclass.
+    """
+    from agentdeck.backends import Deck
+
+    deck = deck or Deck.from_config(config, transports=transports)
+    try:
+        async with Client(build_server(config, deck)) as client:
+            session = make(client, deck)
+            yield session
+            for secret in never_shown:
+                assert not session.carried(secret), "a credential reached a tool result"
+    finally:
+        await deck.aclose()

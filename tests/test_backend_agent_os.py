@@ -7,7 +7,6 @@ Runs move only when a test (or a progress callback) advances the emulator's scri
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,39 +15,23 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
 
-from agentdeck.app import build_server
-from agentdeck.backends import Deck
 from agentdeck.config import load_config
 from tests.emulators.agent_os import create_app, progress_script
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
+from tests.helpers import ToolSession, tool_session
 
 KEY = "aos-test-secret-value-7f3a"
 NAME = "aos"
 
 
-class Session:
-    """An MCP client session plus the emulator behind it; keeps every result to check for leaks."""
+class Session(ToolSession):
+    """A tool session plus the emulator behind it."""
 
-    def __init__(self, client: Client, app: Any) -> None:
-        self.client, self.app, self.results = client, app, []
-
-    async def call(self, tool: str, args: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        result = await self.client.call_tool(tool, args or {}, **kwargs)
-        self.results.append(result)
-        return result
-
-    async def ok(self, tool: str, args: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-        result = await self.call(tool, args, **kwargs)
-        assert not result.is_error, result.content[0].text
-        return result.structured_content
-
-    async def error(self, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = await self.call(tool, args)
-        assert result.is_error, result.structured_content
-        return result.structured_content
+    def __init__(self, client: Any, deck: Any, app: Any) -> None:
+        super().__init__(client, deck)
+        self.app = app
 
     async def spawn(self, script: list[Any] | None = None, **args: Any) -> dict[str, Any]:
         self.app.set_default_script(script)
@@ -57,9 +40,6 @@ class Session:
     @property
     def agent_id(self) -> str:
         return next(a["id"] for a in self.app.emulator.agents.values() if a["name"] == "Support triage")
-
-    def leaked(self) -> bool:
-        return any(KEY in r.content[0].text or KEY in json.dumps(r.structured_content) for r in self.results)
 
 
 def _config(tmp_path: Path, base_url: str, extra: str = "", key: str = KEY) -> Any:
@@ -87,14 +67,9 @@ async def connect(tmp_path: Path, app: Any, *, port: bool = False, kick: bool = 
 
 @asynccontextmanager
 async def _session(cfg: Any, transport: Any, app: Any) -> AsyncIterator[Session]:
-    deck = Deck.from_config(cfg, transports={NAME: transport} if transport else None)
-    try:
-        async with Client(build_server(cfg, deck)) as client:
-            session = Session(client, app)
-            yield session
-            assert not session.leaked(), "the API key reached a tool result"
-    finally:
-        await deck.aclose()
+    transports = {NAME: transport} if transport else None
+    async with tool_session(cfg, transports=transports, never_shown=(KEY,), make=lambda client, deck: Session(client, deck, app)) as session:
+        yield session
 
 
 class FirstEventOnConnect:
@@ -380,7 +355,7 @@ async def test_wait_for_run_follows_a_dropped_stream_to_the_end_without_losing_o
         spawned.update(await s.spawn(progress_script(4)))
         app.drop_stream(after=3, mode=mode)
         with anyio.fail_after(10):
-            run = await s.ok("wait_for_run", {"run_id": spawned["id"], "timeout_seconds": 20}, progress_callback=callback)
+            run = await s.ok("wait_for_run", {"run_id": spawned["id"], "timeout_seconds": 20}, progress=callback)
     assert run["state"] == "succeeded"
     assert seqs_of(received) == [1, 2, 3, 4, 5, 6]
     assert [p for p, _ in received] == sorted(p for p, _ in received)
@@ -397,7 +372,7 @@ async def test_wait_for_run_reports_waiting_for_human_as_waiting_and_returns_wit
         app.clock.advance(60)
         received, callback = progress_recorder()
         with anyio.fail_after(10):
-            run = await s.ok("wait_for_run", {"run_id": run_id, "timeout_seconds": 1}, progress_callback=callback)
+            run = await s.ok("wait_for_run", {"run_id": run_id, "timeout_seconds": 1}, progress=callback)
     assert (run["state"], run["platform_state"]) == ("waiting", "waiting_for_human")
     assert events_of(received) == []  # nothing new happened while it waited
     assert len(app.emulator.stream_log) == 1
@@ -418,7 +393,7 @@ async def test_wait_for_run_reports_the_human_pause_then_follows_the_resumed_run
     async with connect(tmp_path, app, port=True, kick=True) as s:
         spawned.update(await s.spawn(progress_script(1, human=True)))
         with anyio.fail_after(10):
-            run = await s.ok("wait_for_run", {"run_id": spawned["id"], "timeout_seconds": 20}, progress_callback=callback)
+            run = await s.ok("wait_for_run", {"run_id": spawned["id"], "timeout_seconds": 20}, progress=callback)
     assert run["state"] == "succeeded"
     assert [m.split(":")[1].split()[0] for _, m in received] == [
         "RUN_STARTED", "NODE_FINISHED", "RUN_WAITING_FOR_HUMAN", "RUN_RESUMED", "RUN_FINISHED"]
@@ -439,7 +414,7 @@ async def test_wait_for_run_falls_back_to_polling_when_streaming_is_unavailable(
         stream_path = f"/v1/api/runs/{run_id}/events/stream"
         app.faults.add(Fault(**fault, path=stream_path, method="GET", times=100))
         with anyio.fail_after(10):
-            run = await s.ok("wait_for_run", {"run_id": run_id, "timeout_seconds": 20}, progress_callback=callback)
+            run = await s.ok("wait_for_run", {"run_id": run_id, "timeout_seconds": 20}, progress=callback)
     assert run["state"] == "succeeded"
     assert seqs_of(received) == [1, 2, 3, 4]
     assert app.faults.count("GET", stream_path) == stream_tries
@@ -460,7 +435,7 @@ async def test_wait_for_run_on_a_finished_run_returns_it_at_once(tmp_path: Path,
 async def test_wrong_api_key_returns_unauthorized_naming_the_env_var(tmp_path: Path, app: Any) -> None:
     async with connect(tmp_path, app, key="wrong-key-value-123") as s:
         error = await s.error("list_agents")
-        assert not any("wrong-key-value-123" in r.content[0].text for r in s.results)
+        assert not s.carried("wrong-key-value-123")
     assert error["code"] == "unauthorized" and "AGENT_OS_API_KEY" in error["message"]
 
 
@@ -510,10 +485,10 @@ async def test_no_tool_reads_credential_values_and_the_key_never_reaches_a_resul
         await s.ok("get_run_events", {"run_id": run_id})
         await s.ok("send_followup", {"run_id": run_id, "message": "more"})
         await s.ok("cancel_run", {"run_id": run_id})
-        await s.ok("wait_for_run", {"run_id": run_id}, progress_callback=callback)
+        await s.ok("wait_for_run", {"run_id": run_id}, progress=callback)
         await s.error("get_run", {"run_id": "missing"})
         tools = {t.name for t in (await s.client.list_tools()).tools}
-        assert not s.leaked()
+        assert not s.carried(KEY)
     assert {"list_agents", "spawn_agent", "list_runs", "get_run", "get_run_events", "wait_for_run", "cancel_run", "send_followup"} <= tools
     assert "list_channels" not in tools and "claim_task" not in tools
     assert app.emulator.secret_reads == [] and app.emulator.credential_reads == []

@@ -18,9 +18,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
 
-from agentdeck.app import build_server
 from agentdeck.backends import Deck
 from agentdeck.backends.agh import AghBackend
 from agentdeck.backends.agh_models import run_from_session
@@ -30,6 +28,7 @@ from agentdeck.identity import process_caller
 from tests.emulators.agh import create_app
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
+from tests.helpers import ToolSession, tool_session
 
 IDENTITY = {"AGH_SESSION_ID": "sess-local", "AGH_AGENT": "local-agent"}
 RECV = "/api/agent/channels/general/recv"
@@ -52,45 +51,12 @@ def _config(tmp_path: Path, toml: str = "", env: dict[str, str] | None = None, *
     return load_config(path=path, env=base | (IDENTITY if env is None else env))
 
 
-class Session:
-    """An MCP client session to agentdeck that remembers every result text."""
-
-    def __init__(self, client: Client) -> None:
-        self.client, self.seen = client, []
-
-    async def call(self, tool: str, **arguments: Any) -> Any:
-        result = await self.client.call_tool(tool, arguments)
-        self.seen.append(result.content[0].text + json.dumps(result.structured_content))
-        return result
-
-    async def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert not result.is_error, result.content[0].text
-        return result.structured_content
-
-    async def error(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert result.is_error, result.content[0].text
-        assert result.content[0].text.startswith(result.structured_content["code"] + ": ")
-        assert "Traceback" not in result.content[0].text
-        return result.structured_content
-
-    async def resource(self, uri: str) -> Any:
-        return json.loads((await self.client.read_resource(uri)).contents[0].text)
-
-
 @contextlib.asynccontextmanager
-async def serve(config: Any, app: Any = None, deck: Deck | None = None) -> AsyncIterator[Session]:
-    deck = deck or Deck.from_config(config, transports={"agh": httpx2.ASGITransport(app=app)} if app is not None else None)
-    server = build_server(config, deck)
-    try:
-        async with Client(server) as client:
-            session = Session(client)
-            yield session
-        for text in session.seen:
-            assert "agh_claim_" not in text  # AGH never hands out the raw claim token, and neither do we
-    finally:
-        await deck.aclose()
+async def serve(config: Any, app: Any = None, deck: Deck | None = None) -> AsyncIterator[ToolSession]:
+    transports = {"agh": httpx2.ASGITransport(app=app)} if app is not None else None
+    # AGH never hands out the raw claim token, and neither do we.
+    async with tool_session(config, transports=transports, deck=deck, never_shown=("agh_claim_",)) as session:
+        yield session
 
 
 @pytest.fixture

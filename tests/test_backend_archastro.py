@@ -7,21 +7,18 @@ moves only through the emulator's clock (`app.advance`); nothing in these tests 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client
 
-from agentdeck.app import build_server
-from agentdeck.backends import Deck
 from agentdeck.config import load_config
 from tests.emulators.archastro import create_app
 from tests.emulators.faults import Fault
 from tests.emulators.serving import serve_in_thread
+from tests.helpers import ToolSession, tool_session
 
 KEY = "sk_test_secret_value_5b1f"
 NAME = "astro"
@@ -34,40 +31,11 @@ def _config(tmp_path: Path, extra: str = "", env: dict[str, str] | None = None) 
     return load_config(path=path, env={"ARCHASTRO_API_KEY": KEY, "AGENTDECK_DATA_DIR": str(tmp_path)} if env is None else env)
 
 
-class Session:
-    """An MCP client session to agentdeck, remembering every result so secrets can be checked."""
-
-    def __init__(self, client: Client, deck: Deck) -> None:
-        self.client, self.deck, self.seen = client, deck, []
-
-    async def call(self, tool: str, **arguments: Any) -> Any:
-        result = await self.client.call_tool(tool, arguments)
-        self.seen.append(result.content[0].text + json.dumps(result.structured_content))
-        return result
-
-    async def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert not result.is_error, result.content[0].text
-        return result.structured_content
-
-    async def error(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert result.is_error, result.content[0].text
-        assert result.content[0].text.startswith(result.structured_content["code"] + ": ")
-        return result.structured_content
-
-
 @contextlib.asynccontextmanager
-async def connect(tmp_path: Path, app: Any, extra: str = "", env: dict[str, str] | None = None, transport: bool = True) -> AsyncIterator[Session]:
-    config = _config(tmp_path, extra, env)
-    deck = Deck.from_config(config, transports={NAME: httpx2.ASGITransport(app=app)} if transport else None)
-    try:
-        async with Client(build_server(config, deck)) as client:
-            session = Session(client, deck)
-            yield session
-            assert not any(KEY in text for text in session.seen), "the API key reached a tool result"
-    finally:
-        await deck.aclose()
+async def connect(tmp_path: Path, app: Any, extra: str = "", env: dict[str, str] | None = None, transport: bool = True) -> AsyncIterator[ToolSession]:
+    transports = {NAME: httpx2.ASGITransport(app=app)} if transport else None
+    async with tool_session(_config(tmp_path, extra, env), transports=transports, never_shown=(KEY,)) as session:
+        yield session
 
 
 @pytest.fixture
@@ -75,7 +43,7 @@ def app() -> Any:
     return create_app()
 
 
-async def _spawn(mcp: Session, app: Any, **arguments: Any) -> dict[str, Any]:
+async def _spawn(mcp: ToolSession, app: Any, **arguments: Any) -> dict[str, Any]:
     return await mcp.ok("spawn_agent", agent=app.seeded["agent"], prompt="Summarise the inbox", **arguments)
 
 

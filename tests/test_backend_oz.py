@@ -7,23 +7,19 @@ move only with the emulator clock (`app.clock.advance`); nothing in these tests 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client
 
-from agentdeck.app import build_server
-from agentdeck.backends import Deck
 from agentdeck.config import load_config
 from tests.emulators.faults import Fault
 from tests.emulators.oz import ENVIRONMENT_UID, SKILL_ID, create_app, script
 from tests.emulators.oz_state import Step
 from tests.emulators.serving import serve_in_thread
-from tests.helpers import file_result
+from tests.helpers import ToolSession, tool_session
 
 KEY = "wk-test-secret-value-7c3e"
 NAME = "oz"
@@ -36,48 +32,13 @@ def _config(tmp_path: Path, base_url: str, extra: str = "", env: dict[str, str] 
     return load_config(path=path, env={"WARP_API_KEY": KEY, "AGENTDECK_DATA_DIR": str(tmp_path)} if env is None else env)
 
 
-class Session:
-    """An MCP client session to agentdeck that remembers every result, so secrets can be checked."""
-
-    def __init__(self, client: Client, deck: Deck) -> None:
-        self.client, self.deck, self.seen = client, deck, []
-
-    @property
-    def backend(self) -> Any:
-        return self.deck.backends[NAME]
-
-    async def call(self, tool: str, progress: Any = None, **arguments: Any) -> Any:
-        result = await self.client.call_tool(tool, arguments, progress_callback=progress)
-        self.seen.append(result.content[0].text + json.dumps(result.structured_content))
-        return result
-
-    async def ok(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert not result.is_error, result.content[0].text
-        return result.structured_content
-
-    async def file(self, **arguments: Any) -> dict[str, Any]:
-        return file_result(await self.call("download_session_file", **arguments))
-
-    async def error(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await self.call(tool, **arguments)
-        assert result.is_error, result.content[0].text
-        assert result.content[0].text.startswith(result.structured_content["code"] + ": ")
-        return result.structured_content
-
-
 @contextlib.asynccontextmanager
 async def connect(tmp_path: Path, app: Any, extra: str = "", env: dict[str, str] | None = None,
-                  base_url: str = "http://testserver/api/v1", transport: bool = True) -> AsyncIterator[Session]:
+                  base_url: str = "http://testserver/api/v1", transport: bool = True) -> AsyncIterator[ToolSession]:
     config = _config(tmp_path, base_url, extra, env)
-    deck = Deck.from_config(config, transports={NAME: httpx2.ASGITransport(app=app)} if transport else None)
-    try:
-        async with Client(build_server(config, deck)) as client:
-            session = Session(client, deck)
-            yield session
-            assert not any(KEY in text for text in session.seen), "the API key reached a tool result"
-    finally:
-        await deck.aclose()
+    transports = {NAME: httpx2.ASGITransport(app=app)} if transport else None
+    async with tool_session(config, transports=transports, never_shown=(KEY,)) as session:
+        yield session
 
 
 @pytest.fixture
