@@ -13,9 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agentdeck.backends.local.store import MIGRATIONS as SQLITE_MIGRATIONS
-from agentdeck.backends.local.store import SqliteDb
-from agentdeck.backends.local.store_api import new_id, open_store
+from agentdeck.backends.local.store import new_id, open_store
+from agentdeck.backends.local.store.sqlite_db import MIGRATIONS as SQLITE_MIGRATIONS
+from agentdeck.backends.local.store.sqlite_db import SqliteDb
 from agentdeck.errors import ConfigError
 from tests.helpers import agents_toml, call, config_for, fail, free_port, local_client
 

@@ -220,11 +220,11 @@ def open_store(url: str | None, data_dir: Path) -> Store:
     """
     if is_postgres(url):
         try:
-            from agentdeck.backends.local.postgres_store import PostgresStore
+            from agentdeck.backends.local.store.postgres import PostgresStore
         except ModuleNotFoundError as exc:
             raise ConfigError(f"store is a PostgreSQL URL but {exc.name} is not installed; install agentdeck[postgres]") from None
         return PostgresStore(url or "")
-    from agentdeck.backends.local.sqlite_store import SqliteStore
+    from agentdeck.backends.local.store.sqlite import SqliteStore
 
     return SqliteStore(sqlite_path(url, data_dir))
 
@@ -236,11 +236,11 @@ def open_run_log(url: str | None, db_path: str, data_dir: Path) -> tuple[RunLog,
     own connection; the SQLite one sends datagrams to this machine's waiting processes.
     """
     if is_postgres(url):
-        from agentdeck.backends.local.postgres_runlog import PostgresRunLog
+        from agentdeck.backends.local.store.postgres_runlog import PostgresRunLog
 
         log = PostgresRunLog(url or "")
         return log, log.notify
     from agentdeck.backends.local.notify import notify, wake_dir
-    from agentdeck.backends.local.store import SqliteDb
+    from agentdeck.backends.local.store.sqlite_db import SqliteDb
 
     return SqliteDb(Path(db_path)), functools.partial(notify, wake_dir(data_dir))

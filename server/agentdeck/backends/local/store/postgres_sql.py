@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from agentdeck.backends.local.overview_sql import POSTGRES_MIGRATION
+from agentdeck.backends.local.store.overview_sql import POSTGRES_MIGRATION
 
 __all__ = ["LOCK_IDEMPOTENCY", "LOCK_MIGRATIONS", "MIGRATIONS", "Q", "SCHEMA_VERSION", "notify_channel"]
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
-from agentdeck.backends.local.overview_sql import SQLITE_MIGRATION
-from agentdeck.backends.local.store_api import LeaseError, UnknownClaim, new_id
-from agentdeck.backends.local.unread import Step, streak_of, unread
+from agentdeck.backends.local.store.base import LeaseError, UnknownClaim, new_id
+from agentdeck.backends.local.store.overview_sql import SQLITE_MIGRATION
+from agentdeck.backends.local.store.unread import Step, streak_of, unread
 
 __all__ = ["LeaseError", "MIGRATIONS", "SqliteDb", "Store", "UnknownClaim", "new_id", "open_reader"]
 
