@@ -27,10 +27,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
-from agentdeck.backends.local.store.base import Row, UnknownClaim, describe_store, new_id
+from agentdeck.backends.local.store.base import Row, UnknownClaim, new_id
 from agentdeck.backends.local.store.overview_sql import POSTGRES as OVERVIEW
 from agentdeck.backends.local.store.postgres_sql import MIGRATIONS, Q, notify_channel
 from agentdeck.backends.local.store.unread import Step, streak_of, unread
+from agentdeck.backends.local.store.url import describe_store
 from agentdeck.errors import InvalidArgument, Unavailable
 
 __all__ = ["PostgresStore", "migrate"]
