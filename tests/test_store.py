@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from agentdeck.backends.local.store import new_id, open_store
-from agentdeck.backends.local.store.sqlite_db import MIGRATIONS as SQLITE_MIGRATIONS
 from agentdeck.backends.local.store.sqlite_db import SqliteDb
+from agentdeck.backends.local.store.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from agentdeck.errors import ConfigError
 from tests.helpers import agents_toml, call, config_for, fail, free_port, local_client
 
