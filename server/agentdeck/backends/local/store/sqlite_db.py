@@ -24,6 +24,7 @@ from typing import Any
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
 from agentdeck.backends.local.store.base import UnknownClaim, new_id
+from agentdeck.backends.local.store.run_filter import runs_page
 from agentdeck.backends.local.store.sqlite_sql import MIGRATIONS, SCHEMA_VERSION, Q
 from agentdeck.backends.local.store.unread import Step, streak_of, unread
 
@@ -38,6 +39,12 @@ def open_reader(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 1000")
     return conn
+
+
+def _created_after(after: float) -> tuple[str, list[Any]]:
+    # The seq bound lets SQLite walk only the newer runs instead of scanning the table;
+    # it starts a minute early because processes stamp created_at slightly out of seq order.
+    return Q["created_after"], [after, after - _CLOCK_SKEW_SECONDS]
 
 
 def _dumps(value: Any) -> str | None:
@@ -138,21 +145,8 @@ class SqliteDb:
 
     def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[dict[str, Any]]:
         """Newest first, keyset-paged on seq so runs added meanwhile neither repeat nor vanish."""
-        where, args = [], []
-        for column in ("state", "agent", "parent_run_id", "routine"):
-            if filters.get(column) is not None:
-                where.append(f"{column} = ?")
-                args.append(filters[column])
-        if filters.get("created_after") is not None:
-            # The seq bound lets SQLite walk only the newer runs instead of scanning the table;
-            # it starts a minute early because processes stamp created_at slightly out of seq order.
-            where.append("created_at > ? AND seq > coalesce((SELECT seq FROM runs WHERE created_at <= ? ORDER BY created_at DESC LIMIT 1), 0)")
-            args += [filters["created_after"], filters["created_after"] - _CLOCK_SKEW_SECONDS]
-        if before_seq is not None:
-            where.append("seq < ?")
-            args.append(before_seq)
-        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
-        return [dict(r) for r in self._db.execute(sql, (*args, limit))]
+        sql, args = runs_page(filters, limit, before_seq, mark="?", created_after=_created_after)
+        return [dict(r) for r in self._db.execute(sql, args)]
 
     def set_supervisor(self, run_id: str, pid: int, host: str | None = None, now: float | None = None) -> None:
         self._db.execute(Q["run_supervisor"], (pid, host, now, run_id))

@@ -152,6 +152,9 @@ Q = {
     "get_run": "SELECT * FROM runs WHERE id = ?",
     # how many runs a run has spawned
     "count_children": "SELECT COUNT(*) FROM runs WHERE parent_run_id = ?",
+    # list_runs' created_after condition (run_filter.py): the runs created after a time, found
+    # from the newest run created a clock skew before it rather than by a scan of the table
+    "created_after": "created_at > ? AND seq > coalesce((SELECT seq FROM runs WHERE created_at <= ? ORDER BY created_at DESC LIMIT 1), 0)",
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = ?, child_pid = ? WHERE id = ? AND state = 'queued'",
     # which process (and machine) supervises the run
