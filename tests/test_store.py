@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-import agentdeck.backends.local.store as package
+import agentdeck.backends.local.store as store_package
 from agentdeck.backends.local.store import new_id, open_store
 from agentdeck.backends.local.store.sqlite_db import SqliteDb
 from agentdeck.backends.local.store.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
@@ -162,8 +162,8 @@ async def test_postgres_spawned_agents_are_told_the_store_so_their_agentdeck_sha
 
 
 def test_store_package_modules_import_one_another_without_a_cycle_and_only_postgres_ones_import_psycopg() -> None:
-    root = Path(package.__file__).parent
-    prefix = package.__name__ + "."
+    root = Path(store_package.__file__).parent
+    prefix = store_package.__name__ + "."
     graph: dict[str, set[str]] = {}
     for path in root.glob("*.py"):
         name = path.stem
@@ -173,7 +173,7 @@ def test_store_package_modules_import_one_another_without_a_cycle_and_only_postg
             imported |= set(modules)
         if not name.startswith("postgres"):
             assert not {m for m in imported if m.split(".")[0] in ("psycopg", "psycopg_pool")}, f"{name}.py imports psycopg"
-        assert name == "__init__" or package.__name__ not in imported, f"{name}.py imports the package itself, which imports it"
+        assert name == "__init__" or store_package.__name__ not in imported, f"{name}.py imports the package itself, which imports it"
         graph[name] = {m.removeprefix(prefix) for m in imported if m.startswith(prefix)}
     done: set[str] = set()
 
