@@ -7,7 +7,7 @@
     postgres.py         the PostgreSQL Store (async, pooled)
     postgres_runlog.py  the PostgreSQL RunLog (blocking, for the supervisor)
     postgres_sql.py     PostgreSQL migrations and named queries
-    run_filter.py       the list-runs WHERE clause, built once for both dialects
+    run_filter.py       the list-runs query (filters, keyset page), built once for both dialects
     overview_sql.py     the dashboard's queries and its audit table, for both dialects
     unread.py           reading a channel past one's own messages, for both dialects
 
