@@ -134,9 +134,9 @@ def _task(queue: str, i: int) -> dict[str, Any]:
 
 
 def _seed_agentdeck(data_dir: Path, queue: str, count: int) -> None:
-    from agentdeck.backends.local.store import Store
+    from agentdeck.backends.local.store.sqlite_db import SqliteDb
 
-    store = Store(data_dir / "agentdeck.db")
+    store = SqliteDb(data_dir / "agentdeck.db")
     try:
         for i in range(count):
             store.create_task(_task(queue, i), "bench", None)
@@ -277,7 +277,7 @@ async def _run_sqlite(settings: Settings, log: Any, home: Path, repeats: int, ta
 
 async def _run_postgres(settings: Settings, log: Any, home: Path, repeats: int, tasks: int, floor: float | None) -> list[Row]:
     """Target 4 again with agentdeck's store in PostgreSQL (AGENTDECK_STORE), against B3-pg."""
-    from agentdeck.backends.local.store_api import open_store
+    from agentdeck.backends.local.store import open_store
 
     tasks = tasks // WORKERS * WORKERS
     data_dir = home / "pg-data"

@@ -35,7 +35,7 @@ import anyio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agentdeck.backends.local.store_api import Store, open_store
+from agentdeck.backends.local.store import Store, open_store
 from bench.postgres import fresh_schema
 from bench.servers import Server, agentdeck, baseline, http_process, run_row, seed_run
 from bench.settings import Settings

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from agentdeck.backends.local.store_api import describe_store
+from agentdeck.backends.local.store import describe_store
 
 __all__ = ["ENV_VARS", "SKIPPED", "describe", "fresh_schema", "postgres_url"]
 

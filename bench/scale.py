@@ -6,7 +6,7 @@ Two stores are seeded directly with bulk SQL in one transaction against the stor
 cancelled), the newest five created in the last minute; tasks in one queue, 90 % completed,
 9 % queued, 1 % claimed. One agentdeck process serves each store; per repeat both are timed
 in alternating order. A claim is timed alone; the task is released after it, untimed, so the
-store keeps its size. The same operations on the Store class in this process are in the notes,
+store keeps its size. The same operations on the SqliteDb class in this process are in the notes,
 which separates the database's share from the server's.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from mcp import Client
 
-from agentdeck.backends.local.store import Store
+from agentdeck.backends.local.store.sqlite_db import SqliteDb
 from bench.calls import call, latencies
 from bench.servers import agentdeck
 from bench.settings import Settings
@@ -38,7 +38,7 @@ _AGENTS = ("echo", "review", "triage", "build")
 
 def seed(data_dir: Path, count: int, now: float) -> None:
     """`count` runs and `count` tasks in a fresh store at `data_dir`."""
-    Store(data_dir / "agentdeck.db").close()  # the schema, exactly as agentdeck makes it
+    SqliteDb(data_dir / "agentdeck.db").close()  # the schema, exactly as agentdeck makes it
     db = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     runs = []
@@ -68,7 +68,7 @@ def seed_channel(data_dir: Path, own: int, now: float) -> None:
     The streak columns are filled as the store fills them on append (unread.py): the reader's
     messages are one streak, whose head knows its last message.
     """
-    Store(data_dir / "agentdeck.db").close()
+    SqliteDb(data_dir / "agentdeck.db").close()
     db = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     last = own + 2
@@ -148,8 +148,8 @@ async def _claims(client: Client, n: int) -> list[float]:
 
 
 def _store_p50(data_dir: Path, now: float, n: int) -> dict[str, float]:
-    """The same operations straight on the Store (ms, p50): the database's share of the cost."""
-    store = Store(data_dir / "agentdeck.db")
+    """The same operations straight on the SqliteDb (ms, p50): the database's share of the cost."""
+    store = SqliteDb(data_dir / "agentdeck.db")
     try:
         ops = {
             "list_runs": lambda: store.list_runs({}, 21, None),

@@ -21,7 +21,8 @@ from typing import IO, Any
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from agentdeck.backends.local.store import Store, new_id
+from agentdeck.backends.local.store import new_id
+from agentdeck.backends.local.store.sqlite_db import SqliteDb
 
 __all__ = [
     "PYTHON",
@@ -141,7 +142,7 @@ def rss_mib(pid: int) -> float:
 
 
 def run_row(run_id: str, created_at: float, **fields: Any) -> dict[str, Any]:
-    """A row for Store.create_run (the local backend's own shape)."""
+    """A row for SqliteDb.create_run (the local backend's own shape)."""
     row = {
         "id": run_id,
         "agent": "echo",
@@ -164,7 +165,7 @@ def run_row(run_id: str, created_at: float, **fields: Any) -> dict[str, Any]:
 
 def seed_run(data_dir: Path) -> str:
     """Put one finished run in the store at `data_dir`; return its id (what get_run reads)."""
-    store = Store(data_dir / "agentdeck.db")
+    store = SqliteDb(data_dir / "agentdeck.db")
     try:
         run_id = new_id("run")
         now = time.time()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentdeck.backends.local.store_api import Store, open_store
+from agentdeck.backends.local.store import Store, open_store
 from tests.helpers import postgres_schema, use_store
 
 

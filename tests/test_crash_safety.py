@@ -20,7 +20,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
 from tests.helpers import call, config_for, local_client, server_env, stdio_params, store_rows, write_config
 
 pytestmark = [pytest.mark.skipif(not Path("/proc").exists(), reason="finds server processes through /proc"), pytest.mark.usefixtures("store_url")]

@@ -13,7 +13,7 @@ from tests.helpers import call, config_for, local_client
 
 
 async def test_audit_trail_is_durable_and_paged_newest_first(store_url: str | None, tmp_path: Path) -> None:
-    from agentdeck.backends.local.store_api import open_store
+    from agentdeck.backends.local.store import open_store
 
     first = open_store(store_url, tmp_path / "data")
     await first.open()

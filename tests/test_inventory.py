@@ -128,6 +128,6 @@ def test_backends_never_import_mcp_and_tools_never_import_httpx() -> None:
 
 
 def test_the_run_supervisor_imports_only_the_standard_library_and_our_store() -> None:
-    for name in ("supervisor.py", "store.py", "notify.py"):
+    for name in ("supervisor.py", "store/sqlite_db.py", "notify.py"):
         imports = _imports(PACKAGE / "backends" / "local" / name) - {"__future__"}
         assert imports <= {"collections", "json", "os", "queue", "signal", "subprocess", "sys", "threading", "time", "pathlib", "typing", "agentdeck", "secrets", "sqlite3", "contextlib", "hashlib", "socket", "tempfile"}, (name, imports)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from agentdeck.backends.local.guard import run_processes
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
 from tests.helpers import call, config_for, fail, local_client
 
 pytestmark = pytest.mark.usefixtures("store_url")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Store, new_id
+from agentdeck.backends.local.store import ForeignClaim, LeaseError, Store, new_id
 from tests.helpers import call, config_for, fail, local_client, store_rows
 
 pytestmark = pytest.mark.usefixtures("store_url")

@@ -6,6 +6,7 @@ The behaviour both stores share is tested once, on both, by the test_local_* sui
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from agentdeck.backends.local.store import MIGRATIONS as SQLITE_MIGRATIONS
-from agentdeck.backends.local.store import SqliteDb
-from agentdeck.backends.local.store_api import new_id, open_store
+import agentdeck.backends.local.store as store_package
+from agentdeck.backends.local.store import new_id, open_store
+from agentdeck.backends.local.store.sqlite_db import SqliteDb
+from agentdeck.backends.local.store.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from agentdeck.errors import ConfigError
 from tests.helpers import agents_toml, call, config_for, fail, free_port, local_client
 
@@ -157,3 +159,30 @@ async def test_postgres_spawned_agents_are_told_the_store_so_their_agentdeck_sha
         await call(client, "wait_for_run", {"run_id": run["id"], "timeout_seconds": 30})
         events = await call(client, "get_run_events", {"run_id": run["id"]})
     assert [e["text"] for e in events["events"] if e["kind"] == "stdout"] == [postgres_url]
+
+
+def test_store_package_modules_import_one_another_without_a_cycle_and_only_postgres_ones_import_psycopg() -> None:
+    root = Path(store_package.__file__).parent
+    prefix = store_package.__name__ + "."
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        name = path.stem
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # imports inside functions count too
+            modules = [node.module] if isinstance(node, ast.ImportFrom) and node.module else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            imported |= set(modules)
+        if not name.startswith("postgres"):
+            assert not {m for m in imported if m.split(".")[0] in ("psycopg", "psycopg_pool")}, f"{name}.py imports psycopg"
+        assert name == "__init__" or store_package.__name__ not in imported, f"{name}.py imports the package itself, which imports it"
+        graph[name] = {m.removeprefix(prefix) for m in imported if m.startswith(prefix)}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for dep in graph.get(name, ()):
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentdeck.backends.local.store import SqliteDb
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
+from agentdeck.backends.local.store.sqlite_db import SqliteDb
 
 
 async def _send(store: Store, sender: str, body: str, channel: str = "c") -> int:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agentdeck.backends.local.store_api import Row, Store
+from agentdeck.backends.local.store import Row, Store
 
 __all__ = ["AuditEntry", "AuditTrail"]
 

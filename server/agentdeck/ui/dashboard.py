@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from agentdeck import __version__
 from agentdeck.backends import Backend, Deck
-from agentdeck.backends.local.store_api import Store, open_store
+from agentdeck.backends.local.store import Store, open_store
 from agentdeck.config import Config
 from agentdeck.errors import InvalidArgument
 from agentdeck.ui.audit import AuditTrail

@@ -31,7 +31,7 @@ from agentdeck.backends.local.limits import MAX_BODY_BYTES, MAX_PROMPT_BYTES, js
 from agentdeck.backends.local.liveness import lost, pid_alive, supervised_here
 from agentdeck.backends.local.notify import wake_dir
 from agentdeck.backends.local.overview import Overview
-from agentdeck.backends.local.store_api import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
+from agentdeck.backends.local.store import Store, describe_store, is_postgres, new_id, open_store, sqlite_path
 from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher

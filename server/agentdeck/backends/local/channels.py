@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.errors import InvalidArgument, NotFound
 from agentdeck.models import Channel, ChannelList, ChannelMessage, MessageBatch

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, WrongToken
+from agentdeck.backends.local.store.base import ForeignClaim, LeaseError, WrongToken
 
 __all__ = ["check_held", "next_state"]
 

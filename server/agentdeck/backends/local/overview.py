@@ -7,8 +7,8 @@ from typing import Any
 
 from agentdeck.backends.base import TaskView
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
-from agentdeck.backends.local.overview_sql import like_pattern
-from agentdeck.backends.local.store_api import LeaseError, Store
+from agentdeck.backends.local.store import LeaseError, Store
+from agentdeck.backends.local.store.overview_sql import like_pattern
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
 from agentdeck.models import ChannelMessage, Task

@@ -16,7 +16,7 @@ import threading
 import psycopg
 from psycopg import sql
 
-from agentdeck.backends.local.postgres_store import PostgresStore
+from agentdeck.backends.local.store.postgres import PostgresStore
 from agentdeck.backends.local.wakeups import Wakeups
 
 __all__ = ["PostgresWakeups"]

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from agentdeck.backends.local import worktree
 from agentdeck.backends.local.guard import Guard, die_with_parent, kill_group
-from agentdeck.backends.local.store_api import RunLog, open_run_log
+from agentdeck.backends.local.store import RunLog, open_run_log
 
 _FLUSH_SECONDS = 0.05
 _STDERR_TAIL = 20

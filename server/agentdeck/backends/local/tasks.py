@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, loads, text_size, ts
-from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Store, UnknownClaim, WrongToken, new_id
+from agentdeck.backends.local.store import ForeignClaim, LeaseError, Store, UnknownClaim, WrongToken, new_id
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.config import LocalConfig
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
 from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.errors import AgentdeckError
 

@@ -26,7 +26,7 @@ import anyio
 from agentdeck.backends.azure_foundry_wire import home_path, utf8
 from agentdeck.backends.local import worktree
 from agentdeck.backends.local.limits import loads
-from agentdeck.backends.local.store_api import Store
+from agentdeck.backends.local.store import Store
 from agentdeck.config import AgentConfig, LocalConfig
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavailable, Unsupported
 from agentdeck.models import Artifact, FileContent, SessionFile, SessionFileList

@@ -27,10 +27,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
-from agentdeck.backends.local.overview_sql import POSTGRES as OVERVIEW
-from agentdeck.backends.local.postgres_sql import MIGRATIONS, Q, notify_channel
-from agentdeck.backends.local.store_api import Row, UnknownClaim, describe_store, new_id
-from agentdeck.backends.local.unread import Step, streak_of, unread
+from agentdeck.backends.local.store.base import Row, UnknownClaim, new_id
+from agentdeck.backends.local.store.overview_sql import POSTGRES as OVERVIEW
+from agentdeck.backends.local.store.postgres_sql import MIGRATIONS, Q, notify_channel
+from agentdeck.backends.local.store.run_filter import runs_page
+from agentdeck.backends.local.store.unread import Step, streak_of, unread
+from agentdeck.backends.local.store.url import describe_store
 from agentdeck.errors import InvalidArgument, Unavailable
 
 __all__ = ["PostgresStore", "migrate"]
@@ -208,20 +210,9 @@ class PostgresStore:
         return int(row["n"]) if row else 0
 
     async def list_runs(self, filters: dict[str, Any], limit: int, before_seq: int | None) -> list[Row]:
-        where, args = [], []
-        for column in ("state", "agent", "parent_run_id", "routine"):
-            if filters.get(column) is not None:
-                where.append(f"{column} = %s")
-                args.append(filters[column])
-        if filters.get("created_after") is not None:
-            where.append("created_at > %s")
-            args.append(filters["created_after"])
-        if before_seq is not None:
-            where.append("seq < %s")
-            args.append(before_seq)
-        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT %s"
+        sql, args = runs_page(filters, limit, before_seq, mark="%s", created_after=lambda after: (Q["created_after"], [after]))
         async with self._conn() as conn:
-            return await (await conn.execute(sql, (*args, limit))).fetchall()
+            return await (await conn.execute(sql, args)).fetchall()
 
     async def finish_run(
         self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None

@@ -19,8 +19,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from agentdeck.backends.local.output import cap_output
-from agentdeck.backends.local.postgres_sql import Q, notify_channel
-from agentdeck.backends.local.store_api import Row
+from agentdeck.backends.local.store.base import Row
+from agentdeck.backends.local.store.postgres_sql import Q, notify_channel
 
 __all__ = ["PostgresRunLog"]
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import anyio
 
-from agentdeck.backends.local.overview_sql import SQLITE as OVERVIEW
-from agentdeck.backends.local.store import SqliteDb, open_reader
-from agentdeck.backends.local.store_api import Row
+from agentdeck.backends.local.store.base import Row
+from agentdeck.backends.local.store.overview_sql import SQLITE as OVERVIEW
+from agentdeck.backends.local.store.sqlite_db import SqliteDb, open_reader
 
 __all__ = ["SqliteStore"]
 

@@ -1,43 +1,24 @@
-"""The local platform's store interface: domain operations, two implementations.
+"""The local store's interface: what each dialect implements, and the errors it raises.
 
     Store        async, what LocalBackend calls: runs, channels, tasks, idempotency keys
     RunLog       sync, what a run's supervisor process calls to record the run as it goes
 
-Both have a SQLite implementation (store.py + sqlite_store.py, the default: one file in the
-data dir) and a PostgreSQL one (postgres_store.py + postgres_runlog.py, chosen by a
-`postgresql://` store URL). Rows are plain dicts with the same keys and types in both; the
-backend turns them into domain models. Lease and fencing rules are in leases.py, written
-once; each store applies them inside its own transaction.
+Both have a SQLite implementation (sqlite.py over sqlite_db.py, the default: one file in the
+data dir) and a PostgreSQL one (postgres.py and postgres_runlog.py, chosen by a
+`postgresql://` store URL); each dialect's migrations and queries sit beside it in its _sql.py.
+Rows are plain dicts with the same keys and types in both; the backend turns them into domain
+models. Lease and fencing rules are in leases.py, written once; each store applies them inside
+its own transaction.
 
 Stdlib only: the supervisor imports this module and must start fast.
 """
 
 from __future__ import annotations
 
-import functools
 import secrets
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from agentdeck.errors import ConfigError
-
-__all__ = [
-    "ForeignClaim",
-    "LeaseError",
-    "Row",
-    "RunLog",
-    "Store",
-    "UnknownClaim",
-    "WrongToken",
-    "describe_store",
-    "is_postgres",
-    "new_id",
-    "open_run_log",
-    "open_store",
-    "sqlite_path",
-]
+__all__ = ["ForeignClaim", "LeaseError", "Row", "RunLog", "Store", "UnknownClaim", "WrongToken", "new_id"]
 
 Row = dict[str, Any]
 
@@ -178,69 +159,3 @@ class Store(Protocol):
     # wake-ups between processes
     async def notify(self, topics: tuple[str, ...]) -> None:
         """Tell other processes sharing this store that `topics` changed (PostgreSQL: NOTIFY)."""
-
-
-def is_postgres(url: str | None) -> bool:
-    return bool(url) and urlsplit(url or "").scheme in ("postgres", "postgresql")
-
-
-def sqlite_path(url: str | None, data_dir: Path) -> Path:
-    """The SQLite file of a store URL: none means `agentdeck.db` in the data dir.
-
-    Raises:
-        ConfigError: a URL that is neither sqlite nor postgresql.
-    """
-    if not url:
-        return data_dir / "agentdeck.db"
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or not parts.path:
-        raise ConfigError(f"store: {describe_store(url)} is not a store URL; use postgresql://user@host/db or sqlite:///path/to/agentdeck.db")
-    if parts.path.startswith("/"):
-        return Path("/" + parts.path.lstrip("/"))  # sqlite:///abs and sqlite:////abs alike
-    return data_dir / parts.path  # sqlite:name.db, relative to the data dir
-
-
-def describe_store(url: str | None) -> str:
-    """The store for humans and logs: scheme, host and database, never a password."""
-    if not url:
-        return "sqlite (the data dir)"
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        return f"sqlite {parts.path}"
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme or 'store'}://{host}{port}{parts.path or ''}"
-
-
-def open_store(url: str | None, data_dir: Path) -> Store:
-    """The store a local backend's `store` setting names (None: the SQLite file in the data dir).
-
-    Raises:
-        ConfigError: an unknown URL, or a PostgreSQL URL without psycopg installed.
-    """
-    if is_postgres(url):
-        try:
-            from agentdeck.backends.local.postgres_store import PostgresStore
-        except ModuleNotFoundError as exc:
-            raise ConfigError(f"store is a PostgreSQL URL but {exc.name} is not installed; install agentdeck[postgres]") from None
-        return PostgresStore(url or "")
-    from agentdeck.backends.local.sqlite_store import SqliteStore
-
-    return SqliteStore(sqlite_path(url, data_dir))
-
-
-def open_run_log(url: str | None, db_path: str, data_dir: Path) -> tuple[RunLog, Callable[..., None]]:
-    """A supervisor's run log and its wake-up (called with topics after each change it records).
-
-    psycopg is imported only for a PostgreSQL store, whose wake-up is NOTIFY on the run log's
-    own connection; the SQLite one sends datagrams to this machine's waiting processes.
-    """
-    if is_postgres(url):
-        from agentdeck.backends.local.postgres_runlog import PostgresRunLog
-
-        log = PostgresRunLog(url or "")
-        return log, log.notify
-    from agentdeck.backends.local.notify import notify, wake_dir
-    from agentdeck.backends.local.store import SqliteDb
-
-    return SqliteDb(Path(db_path)), functools.partial(notify, wake_dir(data_dir))

@@ -1,6 +1,6 @@
 """The PostgreSQL dialect of the local store: versioned migrations and named queries.
 
-Shared by the server's async store (postgres_store.py) and the supervisor's blocking run log
+Shared by the server's async store (postgres.py) and the supervisor's blocking run log
 (postgres_runlog.py). Tables live in the connection's current schema (the first one on
 search_path), so one database can hold several agentdeck data sets side by side. Times are
 epoch seconds (double precision) and JSON values are text, so rows read exactly like the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from agentdeck.backends.local.overview_sql import POSTGRES_MIGRATION
+from agentdeck.backends.local.store.overview_sql import POSTGRES_MIGRATION
 
 __all__ = ["LOCK_IDEMPOTENCY", "LOCK_MIGRATIONS", "MIGRATIONS", "Q", "SCHEMA_VERSION", "notify_channel"]
 
@@ -182,6 +182,8 @@ Q = {
     "lock_run": "SELECT * FROM runs WHERE id = %s FOR UPDATE",
     # how many runs a run has spawned
     "count_children": "SELECT COUNT(*) AS n FROM runs WHERE parent_run_id = %s",
+    # list_runs' created_after condition (run_filter.py)
+    "created_after": "created_at > %s",
     # the supervisor started the agent
     "run_started": "UPDATE runs SET state = 'running', started_at = %s, child_pid = %s WHERE id = %s AND state = 'queued'",
     # which process (and machine) supervises the run

@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+from agentdeck.backends.local.store.base import Row
+
 __all__ = ["Step", "streak_of", "unread"]
 
-Row = dict[str, Any]
 Step = Generator[tuple[str, dict[str, Any]], list[Row], list[Row]]
 
 
