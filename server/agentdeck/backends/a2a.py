@@ -306,7 +306,7 @@ class A2ABackend(Backend):
             return run
         await self._ready(agent)
         if not agent.streaming:
-            return await poll_until_done(self, run_id, timeout, progress)
+            return await poll_until_done(self.get_run, run_id, timeout, progress)
         follow = _Follow(seen=_seen_ids(task), state=str((task.get("status") or {}).get("state")))
         with anyio.move_on_after(timeout):
             return await self._follow(agent, task["id"], run_id, follow, progress)
@@ -327,11 +327,11 @@ class A2ABackend(Backend):
             except Unsupported:
                 # The task ended between the read and the subscription, or the agent cannot resubscribe.
                 run = await self._catch_up(agent, task_id, follow, progress)
-                return run if run.done else await poll_until_done(self, run_id, 3600, progress)
+                return run if run.done else await poll_until_done(self.get_run, run_id, 3600, progress)
             except (Unavailable, Timeout, RateLimited):
                 failures = 0 if follow.step > reported else failures + 1
                 if failures >= _STREAM_FAILURES:
-                    return await poll_until_done(self, run_id, 3600, progress)
+                    return await poll_until_done(self.get_run, run_id, 3600, progress)
                 await anyio.sleep(0.25 * 2 ** (failures - 1))
                 continue
             run = await self._catch_up(agent, task_id, follow, progress)  # the stream closed: where does the task stand?

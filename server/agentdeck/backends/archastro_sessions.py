@@ -73,7 +73,7 @@ class SessionEvents:
         Follows the session's stream; where it cannot be opened or ends early, polls the session and
         its events for the time left."""
         if run_id.startswith("arr_"):
-            return await poll_until_done(self, run_id, timeout, progress)  # type: ignore[arg-type]
+            return await poll_until_done(self.get_run, run_id, timeout, progress)
         session_id = self._session_id(run_id)
         with anyio.move_on_after(timeout):
             step = 0
