@@ -15,7 +15,7 @@ from typing import Any
 from agentdeck.backends.dialect import Problem
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
-from agentdeck.models import ChannelMessage, Lease, Run, RunError, Task
+from agentdeck.models import ChannelMessage, Lease, Run, RunError, RunState, Task, TaskState
 
 __all__ = [
     "MESSAGE_KINDS", "PRIORITIES", "SESSION_STATES", "SPAWN_OPTIONS", "STOP_REASONS", "TASK_STATES",
@@ -23,10 +23,10 @@ __all__ = [
     "read_error", "task_from_info", "task_info", "when",
 ]
 
-SESSION_STATES = {"starting": "queued", "active": "running", "stopping": "running"}  # "stopped" goes by stop_reason
+SESSION_STATES: dict[str, RunState] = {"starting": "queued", "active": "running", "stopping": "running"}  # "stopped" goes by stop_reason
 IDLE_BADGES = ("idle", "waiting-for-auth")  # session/badge.go: "running" while a turn is active
-STOP_REASONS = {"": "succeeded", "completed": "succeeded", "user_canceled": "cancelled", "shutdown": "cancelled"}  # any other: failed
-TASK_STATES = {
+STOP_REASONS: dict[str, RunState] = {"": "succeeded", "completed": "succeeded", "user_canceled": "cancelled", "shutdown": "cancelled"}  # any other: failed
+TASK_STATES: dict[str, TaskState] = {
     "queued": "queued", "claimed": "claimed", "starting": "claimed", "running": "claimed", "needs_attention": "claimed",
     "completed": "completed", "failed": "failed", "canceled": "failed",
 }
@@ -96,7 +96,7 @@ def run_from_session(backend: str, session: dict[str, Any], lineage: dict[str, A
         id=session["id"],
         backend=backend,
         agent=session.get("agent_name", ""),
-        state=normalized,  # type: ignore[arg-type]
+        state=normalized,
         platform_state=f"{state}:{reason}" if reason else state,
         name=session.get("name") or None,
         created_at=when(session.get("created_at")),
@@ -141,7 +141,7 @@ def task_from_info(backend: str, info: dict[str, Any], status: str, **fields: An
         backend=backend,
         queue=info["queue"],
         title=info.get("title") or info["id"],
-        state=TASK_STATES.get(status, "claimed"),  # type: ignore[arg-type]
+        state=TASK_STATES.get(status, "claimed"),
         priority=info.get("priority", 20),
         payload=info.get("payload"),
         attempts=attempts,

@@ -217,7 +217,7 @@ class ArchAstroBackend(SessionEvents, Backend):
         details = {k: data.get(k) for k in ("max_turns", "max_tokens", "max_runs_per_turn", "trajectory", "is_system_session", "thread", "team", "user")}
         details["inbox_messages"] = len(data.get("inbox") or [])
         return Run(
-            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),  # type: ignore[arg-type]
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),
             platform_state=status, name=data.get("name"), created_at=parse_time(data.get("created_at")),
             started_at=parse_time(data.get("started_at")), ended_at=parse_time(data.get("completed_at")),
             parent_run_id=parent if isinstance(parent, str) else None, thread_id=data.get("thread"), error=error,
@@ -236,7 +236,7 @@ class ArchAstroBackend(SessionEvents, Backend):
             error = RunError(code="routine_run_failed", message=str(reason or "the routine run failed"))
         details = {k: data.get(k) for k in ("payload", "delivery", "duration_ms", "event_id", "participants", "structured_response")}
         return Run(
-            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,  # type: ignore[arg-type]
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,
             platform_state=status, routine=data.get("routine"), created_at=parse_time(data.get("created_at")),
             ended_at=parse_time(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
             error=error, artifacts=result_artifacts(result),

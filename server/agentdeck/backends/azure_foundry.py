@@ -184,7 +184,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
             id=f"{agent}:{session_id}",
             backend=self.name,
             agent=agent,
-            state=STATES.get(status, "running"),  # type: ignore[arg-type]
+            state=STATES.get(status, "running"),
             platform_state=status or "unknown",
             name=session_id,
             created_at=parse_time(body.get("created_at")),

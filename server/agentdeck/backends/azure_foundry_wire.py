@@ -11,6 +11,7 @@ from typing import Any
 from agentdeck.backends.dialect import Problem
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
+from agentdeck.models import RunState
 
 __all__ = ["ENDED", "STATES", "check_id", "check_session_id", "home_path", "iso", "read_error", "utf8"]
 
@@ -18,7 +19,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # The documented rule for agent_session_id (Microsoft's Foundry session-management reference and
 # azure-ai-agentserver-invocations' _VOICE_SESSION_ID): 8-128 letters, digits, '_' or '-'.
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-STATES: dict[str, str] = {  # session status -> normalized run state
+STATES: dict[str, RunState] = {  # session status -> normalized run state
     "creating": "queued",
     "active": "running",
     "updating": "running",

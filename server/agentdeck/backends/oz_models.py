@@ -10,11 +10,11 @@ from typing import Any
 from agentdeck.backends.dialect import Dialect, Problem, explain
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unavailable, Unsupported
-from agentdeck.models import Artifact, Run, RunError
+from agentdeck.models import Artifact, Run, RunError, RunState
 
 __all__ = ["DETAILS", "DIALECT", "KEY_FIELD", "OZ_STATES", "PROBLEM_CODES", "STATE_FILTERS", "read_problem", "run_from_oz"]
 
-OZ_STATES = {
+OZ_STATES: dict[str, RunState] = {
     "QUEUED": "queued", "PENDING": "queued", "CLAIMED": "queued", "INPROGRESS": "running", "BLOCKED": "waiting",
     "SUCCEEDED": "succeeded", "FAILED": "failed", "ERROR": "failed", "CANCELLED": "cancelled",
 }
@@ -109,7 +109,7 @@ def run_from_oz(item: dict[str, Any], backend: str) -> Run:
         id=str(item["run_id"]),
         backend=backend,
         agent=config.get("name") or skill.get("name") or DEFAULT_AGENT,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         platform_state=platform_state,
         name=item.get("title"),
         created_at=parse_time(item.get("created_at")),
