@@ -42,6 +42,10 @@ class AgentdeckError(Exception):
     retryable = False
     platform_body: object = None
     """The platform's decoded error body, when the error came from one; for adapters, never sent to clients."""
+    platform_code: str | None = None
+    """The platform's own code for the refusal, when its error body names one (an adapter may branch on it)."""
+    platform_status: int | None = None
+    """The HTTP status of the platform's answer, when the error came from one."""
 
     def __init__(self, message: str | None = None, *, retryable: bool | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()

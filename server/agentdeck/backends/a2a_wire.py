@@ -11,23 +11,24 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from agentdeck.backends.dialect import Dialect, ErrorFactory, Problem, explain, read_plain
 from agentdeck.backends.times import parse_time
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unavailable, Unsupported
+from agentdeck.errors import Conflict, InvalidArgument, NotFound, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, Artifact, FileContent, Run, RunError, RunEvent, RunState, SessionFile
 
 __all__ = [
     "CARD_PATH",
+    "DIALECT",
     "agent_from_card",
-    "error_from",
     "events_from_task",
     "file_content",
     "files_from_task",
     "message",
     "message_id",
+    "read_error",
     "run_from_task",
     "run_id",
     "split_run_id",
@@ -48,7 +49,7 @@ STATES: dict[str, RunState] = {
 }
 
 # Error reasons (google.rpc.ErrorInfo.reason) the protocol defines, with JSON-RPC codes for
-# servers that send only the code. Each maps to our error and the next step.
+# servers that send only the code. Each maps to our error and the next step (_REFUSALS).
 _REASON_BY_CODE = {
     -32001: "TASK_NOT_FOUND",
     -32002: "TASK_NOT_CANCELABLE",
@@ -242,37 +243,39 @@ def file_content(run: str, task: dict[str, Any], path: str, max_bytes: int, back
     raise NotFound(f"Run {run} has no artifact '{path}'; its artifacts: {names}.")
 
 
-def error_from(body: Any, fallback: AgentdeckError) -> AgentdeckError:
-    """Our error for an A2A error: a JSON-RPC error object or an HTTP+JSON {error: ...} body."""
+_REFUSALS: dict[str, ErrorFactory] = {
+    "TASK_NOT_FOUND": explain(NotFound, "The agent does not know that task; list_runs or spawn_agent give run ids it knows."),
+    "TASK_NOT_CANCELABLE": explain(Conflict, "The task has already ended (or cannot be stopped now); get_run shows its state."),
+    "UNSUPPORTED_OPERATION": explain(Unsupported, "This agent does not offer that operation."),
+    "PUSH_NOTIFICATION_NOT_SUPPORTED": lambda said: Unsupported(f"{said}."),
+    "CONTENT_TYPE_NOT_SUPPORTED": explain(InvalidArgument, "Send content of a type the agent card lists (default_input_modes)."),
+    "INVALID_AGENT_RESPONSE": explain(Unavailable, "The agent answered outside the protocol; try again later or report it to its owner."),
+    "METHOD_NOT_FOUND": explain(Unsupported, "The agent does not implement that method."),
+    "INVALID_PARAMS": explain(InvalidArgument, "Correct the arguments and call again."),
+    "INVALID_REQUEST": lambda said: InvalidArgument(f"{said}."),
+    "UNAUTHENTICATED": explain(Unauthorized, "Set the credential this backend sends (api_key_env) to one the agent accepts."),
+    "PERMISSION_DENIED": explain(Unauthorized, "The credential is not allowed to do this."),
+}
+
+
+def read_error(body: Any) -> Problem | None:
+    """An A2A error (a JSON-RPC error object, or an HTTP+JSON {error: ...} body) in our terms.
+
+    Its code is the protocol's reason (google.rpc.ErrorInfo.reason, or the JSON-RPC code's), else
+    its google.rpc status when that says the credential was refused. Other bodies read plainly."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return fallback
+        return read_plain(body)
     reason = ""
     for detail in error.get("details") or error.get("data") or []:
         if isinstance(detail, dict) and isinstance(detail.get("reason"), str):
             reason = detail["reason"]
     if not reason and isinstance(error.get("code"), int):
         reason = _REASON_BY_CODE.get(error["code"], "")
-    said = str(error.get("message") or reason or "the agent refused the request")
-    factory: Callable[[], AgentdeckError] | None = {
-        "TASK_NOT_FOUND": lambda: NotFound(f"{said}. The agent does not know that task; list_runs or spawn_agent give run ids it knows."),
-        "TASK_NOT_CANCELABLE": lambda: Conflict(f"{said}. The task has already ended (or cannot be stopped now); get_run shows its state."),
-        "UNSUPPORTED_OPERATION": lambda: Unsupported(f"{said}. This agent does not offer that operation."),
-        "PUSH_NOTIFICATION_NOT_SUPPORTED": lambda: Unsupported(f"{said}."),
-        "CONTENT_TYPE_NOT_SUPPORTED": lambda: InvalidArgument(f"{said}. Send content of a type the agent card lists (default_input_modes)."),
-        "INVALID_AGENT_RESPONSE": lambda: Unavailable(f"{said}. The agent answered outside the protocol; try again later or report it to its owner."),
-        "METHOD_NOT_FOUND": lambda: Unsupported(f"{said}. The agent does not implement that method."),
-        "INVALID_PARAMS": lambda: InvalidArgument(f"{said}. Correct the arguments and call again."),
-        "INVALID_REQUEST": lambda: InvalidArgument(f"{said}."),
-        "UNAUTHENTICATED": lambda: Unauthorized(f"{said}. Set the credential this backend sends (api_key_env) to one the agent accepts."),
-        "PERMISSION_DENIED": lambda: Unauthorized(f"{said}. The credential is not allowed to do this."),
-    }.get(reason)
-    if factory is None:
-        status = str(error.get("status") or "")
-        if status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            factory = lambda: Unauthorized(f"{said}. Check the credential this backend sends (api_key_env).")  # noqa: E731
-        else:
-            return fallback
-    result = factory()
-    result.platform_body = body
-    return result
+    status = str(error.get("status") or "")
+    code = reason if reason in _REFUSALS or status not in ("UNAUTHENTICATED", "PERMISSION_DENIED") else status
+    return Problem(str(error.get("message") or reason or "the agent refused the request"), code or None)
+
+
+# A refusal whose reason the protocol defines reads in the agent's own words, then the next step.
+DIALECT = Dialect(read=read_error, codes=_REFUSALS, own_words=True)

@@ -23,14 +23,15 @@ from agentdeck.backends.agent_os_models import (
     TERMINAL_EVENTS,
     agent_from_agent_os,
     compact,
-    describe,
     event_from_agent_os,
     event_from_sse,
     event_text,
     items_of,
+    read_error,
     run_from_agent_os,
 )
 from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key
+from agentdeck.backends.dialect import Auth, Dialect, Overrides, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
@@ -62,27 +63,23 @@ class AgentOsBackend(Backend):
         super().__init__(name)
         self.settings = settings
         key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-        headers = dict(settings.headers)
-        if key:
-            headers[settings.auth_header] = f"{settings.auth_scheme} {key}" if settings.auth_scheme else key
+        refused = explain(Unauthorized, f"Set {settings.api_key_env} to a valid key; auth_header, auth_scheme and headers in backends.{name} must match the server.")
         self.client = PlatformClient(
             "Agent OS",
             base_url=settings.base_url.rstrip("/"),
-            headers=headers,
-            secrets=[key],
+            headers=settings.headers,
+            auth=Auth.key(settings.auth_header, key, scheme=settings.auth_scheme),
             timeouts=Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds),
             retry=RetryPolicy(max_retries=settings.max_retries),
             transport=transport,
-            describe=describe,
+            dialect=Dialect(read=read_error, statuses={401: refused, 403: refused}),
         )
-        hint = f". Set {settings.api_key_env} to a valid key; auth_header, auth_scheme and headers in backends.{name} must match the server"
-        self._errors = {401: lambda t: Unauthorized(t + hint + "."), 403: lambda t: Unauthorized(t + hint + ".")}
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def _call(self, method: str, path: str, *, errors: dict[int, Any] | None = None, **kwargs: Any) -> Any:
-        return await self.client.json(method, "/v1/api" + path, errors={**self._errors, **(errors or {})}, **kwargs)
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self.client.json(method, "/v1/api" + path, **kwargs)
 
     # agents ------------------------------------------------------------------------------
 
@@ -125,9 +122,9 @@ class AgentOsBackend(Backend):
             "input": {"message": message},  # the SDK's own example input shape
             "idempotency_key": key or f"agentdeck-{uuid.uuid4().hex}",
         }
-        errors = {
-            404: lambda t: NotFound(t + ". Use an agent id from list_agents, and a thread_id from one of its runs."),
-            409: lambda t: Conflict(t + ". That idempotency key was used for a different request; use a new key."),
+        errors: Overrides = {
+            404: explain(NotFound, "Use an agent id from list_agents, and a thread_id from one of its runs."),
+            409: explain(Conflict, "That idempotency key was used for a different request; use a new key."),
         }
         created = await self._call("POST", "/runs", json=body, idempotent=True, errors=errors)
         run_id = created.get("run_id") if isinstance(created, dict) else None
@@ -175,11 +172,8 @@ class AgentOsBackend(Backend):
         if run.done:
             raise Conflict(f"Run {run_id} already ended ({run.platform_state}); there is nothing to cancel.")
         # GUESS: no cancel endpoint is visible in the SDK; POST .../cancel is assumed.
-        errors = {
-            404: lambda t: Unsupported(t + ". This Agent OS server has no run cancel endpoint."),
-            405: lambda t: Unsupported(t + ". This Agent OS server has no run cancel endpoint."),
-            409: lambda t: Conflict(t + f". Run {run_id} has already ended; get_run shows how."),
-        }
+        no_cancel = explain(Unsupported, "This Agent OS server has no run cancel endpoint.")
+        errors: Overrides = {404: no_cancel, 405: no_cancel, 409: explain(Conflict, f"Run {run_id} has already ended; get_run shows how.")}
         body = await self._call("POST", f"/runs/{_seg(run_id)}/cancel", json={}, errors=errors)
         if isinstance(body, dict) and body.get("id") == run_id and body.get("status"):
             return run_from_agent_os(body, self.name)
@@ -328,5 +322,5 @@ def _offset(cursor: str | None) -> int:
     return int(cursor)
 
 
-def _run_missing(run_id: str) -> dict[int, Any]:
-    return {404: lambda t: NotFound(t + f". No run {run_id} (or its attempt) here; list_runs shows the runs.")}
+def _run_missing(run_id: str) -> Overrides:
+    return {404: explain(NotFound, f"No run {run_id} (or its attempt) here; list_runs shows the runs.")}

@@ -12,8 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx2
-
+from agentdeck.backends.dialect import Problem
 from agentdeck.backends.http import ServerSentEvent
 from agentdeck.backends.times import parse_time
 from agentdeck.models import Agent, Artifact, Run, RunError, RunEvent, RunState
@@ -23,11 +22,11 @@ __all__ = [
     "TERMINAL_EVENTS",
     "agent_from_agent_os",
     "compact",
-    "describe",
     "event_from_agent_os",
     "event_from_sse",
     "event_text",
     "items_of",
+    "read_error",
     "run_from_agent_os",
 ]
 
@@ -49,20 +48,16 @@ _STATES: dict[str, RunState] = {
 STATUS_PARAM = {"queued": "queued", "waiting": "waiting_for_human", "succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}
 
 
-def describe(response: httpx2.Response) -> str:
-    """The platform's error text: {code, message} (the SDK's shape) or RFC 7807, else raw text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
+def read_error(body: Any) -> Problem:
+    """The platform's error text: {code, message} (the SDK's shape) or RFC 7807, else the body."""
     if not isinstance(body, dict):
-        return str(body)[:300]
+        return Problem(str(body)[:300])
     message = body.get("message") or body.get("detail") or body.get("error") or ""
     code = body.get("code") or body.get("title") or ""
     if isinstance(message, dict):
         message = message.get("message", "")
     text = f"{code}: {message}" if code and message else str(code or message)
-    return text[:300] or str(body)[:300]
+    return Problem(text[:300] or str(body)[:300], body["code"] if isinstance(body.get("code"), str) else None)
 
 
 def compact(value: Any, limit: int = 200) -> str:

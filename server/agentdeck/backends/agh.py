@@ -37,17 +37,19 @@ from urllib.parse import quote
 import anyio
 
 from agentdeck.backends.agh_models import (
+    IDENTITY_CODES,
     channel_name,
-    describe,
     lease_from_agh,
     message_from_agh,
     message_kind,
+    read_error,
     task_from_info,
     task_info,
     when,
 )
 from agentdeck.backends.agh_runs import AghRuns
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.dialect import Dialect, Overrides, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, Timeout, Unauthorized
 from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
@@ -55,7 +57,6 @@ from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, 
 __all__ = ["AghBackend"]
 
 _POLL = 0.5  # seconds between peeks while a receive waits behind messages already returned
-_IDENTITY_MARK = "[AGH identity_"  # how describe() marks an identity diagnostic
 
 
 class AghBackend(AghRuns, Backend):
@@ -84,7 +85,11 @@ class AghBackend(AghRuns, Backend):
             retry=RetryPolicy(max_retries=settings.max_retries),
             transport=transport,
             uds=self._socket,
-            describe=describe,
+            dialect=Dialect(
+                read=read_error,
+                codes={code: self._unauthorized for code in IDENTITY_CODES},
+                statuses={401: self._unauthorized, 403: explain(Unauthorized, "AGH does not allow this for your session.")},
+            ),
         )
         self._tasks: dict[str, dict[str, Any]] = {}  # run id -> what the claim told us about its task
         self._spawned: dict[str, Run] = {}  # idempotency key -> run (AGH does not deduplicate spawns)
@@ -113,27 +118,15 @@ class AghBackend(AghRuns, Backend):
                 f"session (AGH sets them), or set session_id and agent under [backends.{self.name}]; then call again."
             )
 
-    def _errors(self, errors: dict[int, Any] | None) -> dict[int, Any]:
-        table = dict(errors or {})
-        other_403 = table.pop(403, None)
-
-        def forbidden(text: str) -> AgentdeckError:
-            if _IDENTITY_MARK in text:
-                return self._unauthorized(text)
-            return other_403(text) if other_403 else Unauthorized(f"{text}. AGH does not allow this for your session.")
-
-        table[401], table[403] = self._unauthorized, forbidden
-        return table
-
-    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: dict[int, Any] | None = None) -> Any:
+    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: Overrides | None = None) -> Any:
         self._check_identity()
         if method == "POST" and json is None:
             json = {}  # AGH refuses an empty body on most routes
-        return await self._client.json(method, path, json=json, params=params, idempotent=idempotent, errors=self._errors(errors))
+        return await self._client.json(method, path, json=json, params=params, idempotent=idempotent, errors=errors)
 
-    def _stream(self, method: str, path: str, *, json: Any = None, errors: dict[int, Any] | None = None) -> Any:
+    def _stream(self, method: str, path: str, *, json: Any = None, errors: Overrides | None = None) -> Any:
         self._check_identity()
-        return self._client.stream(method, path, json=json, errors=self._errors(errors))
+        return self._client.stream(method, path, json=json, errors=errors)
 
     async def _me(self) -> dict[str, Any]:
         me = (await self._call("GET", "/api/agent/me"))["me"]
@@ -254,9 +247,11 @@ class AghBackend(AghRuns, Backend):
         body: dict[str, Any] = {"lease_seconds": lease_seconds} if lease_seconds else {}
         if queue and queue != "default":
             body["workspace_id"] = queue  # AGH's only queue is the caller's workspace
-        holding = lambda text: Conflict(f"{text}. You already hold a task (see agentdeck://me); complete_task, fail_task or release_task it, then claim again.")  # noqa: E731
-        elsewhere = lambda text: InvalidArgument(f"{text}. AGH gives you tasks of your own workspace only; omit queue.")  # noqa: E731
-        claim = await self._call("POST", "/api/agent/tasks/claim-next", json=body, errors={409: holding, 403: elsewhere})
+        errors: Overrides = {
+            409: explain(Conflict, "You already hold a task (see agentdeck://me); complete_task, fail_task or release_task it, then claim again."),
+            403: explain(InvalidArgument, "AGH gives you tasks of your own workspace only; omit queue."),
+        }
+        claim = await self._call("POST", "/api/agent/tasks/claim-next", json=body, errors=errors)
         queue_name = queue if queue and queue != "default" else await self._queue()
         if claim is None:  # 204: nothing to claim
             return ClaimResult(queue=queue_name, backend=self.name, lease=None)
@@ -287,15 +282,11 @@ class AghBackend(AghRuns, Backend):
     async def _mutate(self, run_id: str, action: str, body: dict[str, Any], info: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         info = info or await self._task_info(run_id)
 
-        def lost(text: str) -> LeaseLost:
-            return LeaseLost(f"{text}. You no longer hold run {run_id} (the lease expired, was released, or was never yours); claim_task for new work.")
-
-        def forbidden(text: str) -> AgentdeckError:
-            return lost(text) if "AUTONOMY_FOREIGN_RUN" in text else Unauthorized(f"{text}. AGH refused this for your session.")
-
+        lost = explain(LeaseLost, f"You no longer hold run {run_id} (the lease expired, was released, or was never yours); claim_task for new work.")
+        errors: Overrides = {409: lost, "AUTONOMY_FOREIGN_RUN": lost, 403: explain(Unauthorized, "AGH refused this for your session.")}
         path = f"/api/agent/tasks/{quote(run_id, safe='')}/{action}"
         # Only a heartbeat may be repeated safely: it resets the lease; a second complete would be refused.
-        lease = (await self._call("POST", path, json=body, idempotent=action == "heartbeat", errors={409: lost, 403: forbidden}))["lease"]
+        lease = (await self._call("POST", path, json=body, idempotent=action == "heartbeat", errors=errors))["lease"]
         info = info if info.get("id") else info | {"id": lease["task_id"]}
         if action != "heartbeat":
             self._tasks.pop(run_id, None)

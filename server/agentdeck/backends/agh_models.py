@@ -12,22 +12,21 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx2
-
+from agentdeck.backends.dialect import Problem
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
-from agentdeck.models import ChannelMessage, Lease, Run, RunError, Task
+from agentdeck.models import ChannelMessage, Lease, Run, RunError, RunState, Task, TaskState
 
 __all__ = [
     "MESSAGE_KINDS", "PRIORITIES", "SESSION_STATES", "SPAWN_OPTIONS", "STOP_REASONS", "TASK_STATES",
-    "channel_name", "describe", "lease_from_agh", "message_from_agh", "message_kind", "run_from_session",
-    "task_from_info", "task_info", "when",
+    "IDENTITY_CODES", "channel_name", "lease_from_agh", "message_from_agh", "message_kind", "run_from_session",
+    "read_error", "task_from_info", "task_info", "when",
 ]
 
-SESSION_STATES = {"starting": "queued", "active": "running", "stopping": "running"}  # "stopped" goes by stop_reason
+SESSION_STATES: dict[str, RunState] = {"starting": "queued", "active": "running", "stopping": "running"}  # "stopped" goes by stop_reason
 IDLE_BADGES = ("idle", "waiting-for-auth")  # session/badge.go: "running" while a turn is active
-STOP_REASONS = {"": "succeeded", "completed": "succeeded", "user_canceled": "cancelled", "shutdown": "cancelled"}  # any other: failed
-TASK_STATES = {
+STOP_REASONS: dict[str, RunState] = {"": "succeeded", "completed": "succeeded", "user_canceled": "cancelled", "shutdown": "cancelled"}  # any other: failed
+TASK_STATES: dict[str, TaskState] = {
     "queued": "queued", "claimed": "claimed", "starting": "claimed", "running": "claimed", "needs_attention": "claimed",
     "completed": "completed", "failed": "failed", "canceled": "failed",
 }
@@ -36,6 +35,9 @@ MESSAGE_KINDS = ("status", "request", "reply", "blocker", "handoff", "result", "
 KIND_ALIASES = {"message": "status", "response": "result"}
 SPAWN_OPTIONS = ("permissions", "spawn_role", "auto_stop_on_parent", "provider")  # `model` is ignored by AGH: refused
 _CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# diagnostic codes of an identity AGH refuses (not identity_lookup_unavailable: the daemon failed, 503)
+IDENTITY_CODES = ("identity_required", "identity_stale", "identity_mismatch", "identity_unauthorized")
+_AUTONOMY_CODE = re.compile(r"\bAUTONOMY_[A-Z_]+\b")  # a task-lease refusal names its code in the error text
 
 def when(value: Any) -> datetime | None:
     if isinstance(value, str) and value.startswith("0001-"):  # Go's zero time means unset
@@ -43,22 +45,22 @@ def when(value: Any) -> datetime | None:
     return parse_time(value)
 
 
-def describe(response: httpx2.Response) -> str:
-    """AGH's `error` text plus its diagnostic code and title: `... [AGH identity_stale: Agent identity error]`."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
+def read_error(body: Any) -> Problem:
+    """AGH's `error` text plus its diagnostic code and title: `... [AGH identity_stale: Agent identity error]`.
+
+    The code is the diagnostic's, else the AUTONOMY_* code a task-lease refusal writes in its text."""
     if not isinstance(body, dict):
-        return str(body)[:300]
+        return Problem(str(body)[:300])
     if "error" not in body and "validation_status" in body:
         problems = "; ".join(str(d.get("message", "")) for d in body.get("diagnostics") or [] if isinstance(d, dict))
-        return f"SOUL.md is {body['validation_status']}: {problems}"
-    text = str(body.get("error") or response.reason_phrase)
+        return Problem(f"SOUL.md is {body['validation_status']}: {problems}")
+    text = str(body.get("error") or "")
     diagnostic = body.get("diagnostic")
     if isinstance(diagnostic, dict) and diagnostic.get("code"):
         text += f" [AGH {diagnostic['code']}: {diagnostic.get('title', '')}]"
-    return text
+        return Problem(text, str(diagnostic["code"]))
+    autonomy = _AUTONOMY_CODE.search(text)
+    return Problem(text, autonomy.group(0) if autonomy else None)
 
 
 def channel_name(name: str) -> str:
@@ -94,7 +96,7 @@ def run_from_session(backend: str, session: dict[str, Any], lineage: dict[str, A
         id=session["id"],
         backend=backend,
         agent=session.get("agent_name", ""),
-        state=normalized,  # type: ignore[arg-type]
+        state=normalized,
         platform_state=f"{state}:{reason}" if reason else state,
         name=session.get("name") or None,
         created_at=when(session.get("created_at")),
@@ -139,7 +141,7 @@ def task_from_info(backend: str, info: dict[str, Any], status: str, **fields: An
         backend=backend,
         queue=info["queue"],
         title=info.get("title") or info["id"],
-        state=TASK_STATES.get(status, "claimed"),  # type: ignore[arg-type]
+        state=TASK_STATES.get(status, "claimed"),
         priority=info.get("priority", 20),
         payload=info.get("payload"),
         attempts=attempts,

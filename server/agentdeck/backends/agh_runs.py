@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from agentdeck.backends.agh_models import SPAWN_OPTIONS, run_from_session, when
 from agentdeck.backends.base import Progress, poll_until_done
+from agentdeck.backends.dialect import Overrides, explain
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.models import Agent, AgentList, Run, RunEvent, RunEventPage, RunPage
 
@@ -36,10 +37,10 @@ class AghRuns:
     _session: str
     _spawned: dict[str, Run]
 
-    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: dict[int, Any] | None = None) -> Any:
+    async def _call(self, method: str, path: str, *, json: Any = None, params: Any = None, idempotent: bool | None = None, errors: Overrides | None = None) -> Any:
         raise NotImplementedError
 
-    def _stream(self, method: str, path: str, *, json: Any = None, errors: dict[int, Any] | None = None) -> Any:
+    def _stream(self, method: str, path: str, *, json: Any = None, errors: Overrides | None = None) -> Any:
         raise NotImplementedError
 
     async def _queue(self) -> str:
@@ -84,10 +85,11 @@ class AghRuns:
             body["name"] = name
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        budget = "Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised."
-        over_budget = lambda text: Conflict(f"{text}. {budget}")  # noqa: E731
-        narrower = lambda text: InvalidArgument(f"{text}. Ask only for permissions your own session has (agentdeck://me).")  # noqa: E731
-        spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors={409: over_budget, 403: narrower}))["spawn"]
+        errors: Overrides = {
+            409: explain(Conflict, "Your session's spawn budget (children, depth or per workspace) is used up; wait for a child to stop, or have the budget raised."),
+            403: explain(InvalidArgument, "Ask only for permissions your own session has (agentdeck://me)."),
+        }
+        spawn = (await self._call("POST", "/api/agent/spawn", json=body, errors=errors))["spawn"]
         child = spawn["session"]
         run = run_from_session(self.name, child, spawn.get("lineage"), caller)
         try:
@@ -128,11 +130,11 @@ class AghRuns:
                     return {"prompt_status": "accepted", "turn_id": start.get("messageId")}
         return {"prompt_status": "accepted"}
 
-    def _not_found(self, run_id: str) -> dict[int, Any]:
+    def _not_found(self, run_id: str) -> Overrides:
         """Errors of the session routes: an unknown session, and a daemon that refuses these routes here."""
         return {
-            404: lambda text: NotFound(f"{text}. No session {run_id} in your workspace; use a run id from spawn_agent."),
-            403: lambda text: Unauthorized(f"{text}. The daemon serves its session routes only on its Unix socket or a loopback bind; reach it there (socket or base_url)."),
+            404: explain(NotFound, f"No session {run_id} in your workspace; use a run id from spawn_agent."),
+            403: explain(Unauthorized, "The daemon serves its session routes only on its Unix socket or a loopback bind; reach it there (socket or base_url)."),
         }
 
     async def list_runs(
@@ -179,7 +181,7 @@ class AghRuns:
 
     async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
         """Until the child stops or its turn ends (it is idle, waiting for the next prompt)."""
-        return await poll_until_done(self, run_id, timeout, progress, settled=lambda run: run.done or run.state == "waiting")  # type: ignore[arg-type]
+        return await poll_until_done(self.get_run, run_id, timeout, progress, settled=lambda run: run.done or run.state == "waiting")
 
     async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
         params = {"after_sequence": after_seq or 0, "limit": limit}

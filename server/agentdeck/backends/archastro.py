@@ -35,20 +35,13 @@ from agentdeck.backends.archastro_models import (
 )
 from agentdeck.backends.archastro_sessions import SessionEvents
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.dialect import Auth, Dialect, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.backends.times import parse_time
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unsupported
 from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunPage
 
 __all__ = ["ArchAstroBackend", "ROUTINE_RUN_STATES", "SESSION_STATES"]
-
-
-class _AlreadyCompleted(Conflict):
-    """409 from invoke: the idempotency key already has a completed run."""
-
-
-class _Refused(InvalidArgument):
-    """422 from invoke: diagnosed against the routine before it reaches the caller."""
 
 
 class ArchAstroBackend(SessionEvents, Backend):
@@ -64,32 +57,23 @@ class ArchAstroBackend(SessionEvents, Backend):
         super().__init__(name)
         self.settings = settings
         key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
-        self._has_key = bool(key)
+        missing = f"Backend '{name}' has no ArchAstro API key: set {settings.api_key_env} (or secrets_file) to an sk_ key and restart."
         self._client = PlatformClient(
             "ArchAstro",
             base_url=settings.base_url.rstrip("/"),
-            headers={"x-archastro-api-key": key} if key else {},
-            secrets=[key],
+            auth=Auth.key("x-archastro-api-key", key, missing=missing),
             timeouts=Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds),
             retry=RetryPolicy(max_retries=settings.max_retries),
             transport=transport,
+            dialect=Dialect(statuses={402: explain(Unsupported, "The ArchAstro plan does not include this feature; upgrade the plan or use another backend.")}),
         )
         self._routine_ids: dict[str, str] = {}  # lookup key -> arn_ id, filled by list_routines
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _require_key(self) -> None:
-        if not self._has_key:
-            raise Unauthorized(
-                f"Backend '{self.name}' has no ArchAstro API key: set {self.settings.api_key_env} (or secrets_file) to an sk_ key and restart."
-            )
-
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        self._require_key()
-        errors = {402: lambda text: Unsupported(f"{text}. The ArchAstro plan does not include this feature; upgrade the plan or use another backend.")}
-        errors.update(kwargs.pop("errors", {}))
-        return await self._client.json(method, API + path, errors=errors, **kwargs)
+        return await self._client.json(method, API + path, **kwargs)
 
     # --- agents ----------------------------------------------------------------------------
 
@@ -151,7 +135,7 @@ class ArchAstroBackend(SessionEvents, Backend):
         # Creating a session is not idempotent on the platform, so a failed create is never repeated.
         created = await self._call(
             "POST", "/agent_sessions", json=body, idempotent=False,
-            errors={404: lambda text: NotFound(f"{text}. No agent '{agent_id}' in this app; list_agents shows the agents you can spawn.")},
+            errors={404: explain(NotFound, f"No agent '{agent_id}' in this app; list_agents shows the agents you can spawn.")},
         )
         return self._session_run(created)
 
@@ -213,7 +197,7 @@ class ArchAstroBackend(SessionEvents, Backend):
 
     async def delete_session(self, run_id: str) -> Run:
         run = await self.get_run(self._session_id(run_id))
-        ended = lambda text: Conflict(f"{text}. Only an ended session (completed, failed or cancelled) can be deleted; cancel_run it first.")  # noqa: E731
+        ended = explain(Conflict, "Only an ended session (completed, failed or cancelled) can be deleted; cancel_run it first.")
         await self._call("DELETE", f"/agent_sessions/{run.id}", errors={422: ended})
         return run.model_copy(update={"platform_state": "deleted"})
 
@@ -233,7 +217,7 @@ class ArchAstroBackend(SessionEvents, Backend):
         details = {k: data.get(k) for k in ("max_turns", "max_tokens", "max_runs_per_turn", "trajectory", "is_system_session", "thread", "team", "user")}
         details["inbox_messages"] = len(data.get("inbox") or [])
         return Run(
-            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),  # type: ignore[arg-type]
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=SESSION_STATES.get(status, "running"),
             platform_state=status, name=data.get("name"), created_at=parse_time(data.get("created_at")),
             started_at=parse_time(data.get("started_at")), ended_at=parse_time(data.get("completed_at")),
             parent_run_id=parent if isinstance(parent, str) else None, thread_id=data.get("thread"), error=error,
@@ -252,7 +236,7 @@ class ArchAstroBackend(SessionEvents, Backend):
             error = RunError(code="routine_run_failed", message=str(reason or "the routine run failed"))
         details = {k: data.get(k) for k in ("payload", "delivery", "duration_ms", "event_id", "participants", "structured_response")}
         return Run(
-            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,  # type: ignore[arg-type]
+            id=data["id"], backend=self.name, agent=data.get("agent") or "", state=state,
             platform_state=status, routine=data.get("routine"), created_at=parse_time(data.get("created_at")),
             ended_at=parse_time(data.get("updated_at")) if state in ("succeeded", "failed", "cancelled") else None,
             error=error, artifacts=result_artifacts(result),
@@ -307,17 +291,16 @@ class ArchAstroBackend(SessionEvents, Backend):
             stored[KEY_FIELD] = idempotency_key
         body = compact({"message": message, "idempotency_key": idempotency_key, "session_key": session_key, "metadata": stored, **options})
         try:
-            data = await self._call(
-                "POST", f"/agent_routines/{routine_id}/invoke", json=body,
-                # Never repeated: what a repeated key does while the first run is in flight is undocumented
-                # (only a completed run answers 409), so a blind retry could start a second run.
-                idempotent=False,
-                errors={409: _AlreadyCompleted, 422: _Refused},
-            )
-        except _AlreadyCompleted as exc:
-            return await self._completed_run(routine_id, idempotency_key or "", exc)
-        except _Refused as exc:
-            raise await self._diagnose(routine_id, exc) from None
+            # Never repeated: what a repeated key does while the first run is in flight is undocumented
+            # (only a completed run answers 409), so a blind retry could start a second run.
+            # Both refusals are read on below, so they keep the platform's words alone.
+            data = await self._call("POST", f"/agent_routines/{routine_id}/invoke", json=body, idempotent=False, errors={409: Conflict, 422: InvalidArgument})
+        except (Conflict, InvalidArgument) as exc:
+            if exc.platform_status == 409:  # the idempotency key already has a completed run
+                return await self._completed_run(routine_id, idempotency_key or "", exc)
+            if exc.platform_status == 422:  # refused before it reached the agent: say why, from the routine
+                raise await self._diagnose(routine_id, exc) from exc
+            raise
         return self._routine_run(data)
 
     async def _completed_run(self, routine_id: str, key: str, exc: AgentdeckError) -> Run:
@@ -356,7 +339,7 @@ class ArchAstroBackend(SessionEvents, Backend):
             params["before_cursor"] = cursor
         body = await self._call(
             "GET", f"/agent_routines/{routine_id}/runs", params=params,
-            errors={400: lambda text: InvalidArgument(f"{text}. The cursor is not valid; list again without a cursor.")},
+            errors={400: explain(InvalidArgument, "The cursor is not valid; list again without a cursor.")},
         )
         runs = [self._routine_run(item) for item in body.get("data") or []]
         if len(wanted) > 1:  # several platform statuses read as one state: filter here, page by the platform's cursor

@@ -7,13 +7,15 @@ from typing import Any
 
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
-from agentdeck.models import Artifact, RunEvent
+from agentdeck.models import Artifact, RunEvent, RunState
 
 API = "/api/v1"
 INVOKED_EVENT = "agentroutine.invoked"
-SESSION_STATES = {"pending": "queued", "running": "running", "waiting": "waiting", "completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+SESSION_STATES: dict[str, RunState] = {"pending": "queued", "running": "running", "waiting": "waiting", "completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
 # A skipped routine run did no work and did not fail: it reads as cancelled, with platform_state "skipped".
-ROUTINE_RUN_STATES = {"pending": "queued", "running": "running", "completed": "succeeded", "failed": "failed", "skipped": "cancelled", "cancelled": "cancelled"}
+ROUTINE_RUN_STATES: dict[str, RunState] = {
+    "pending": "queued", "running": "running", "completed": "succeeded", "failed": "failed", "skipped": "cancelled", "cancelled": "cancelled",
+}
 OPTIONS = "archastro"  # the metadata key that carries platform options in and platform details out
 KEY_FIELD, PARENT_FIELD = "agentdeck_idempotency_key", "agentdeck_parent_run_id"
 SPAWN_OPTIONS: dict[str, type | tuple[type, ...]] = {

@@ -30,9 +30,6 @@ class SessionEvents:
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def _require_key(self) -> None:
-        raise NotImplementedError
-
     def _session_id(self, run_id: str) -> str:
         raise NotImplementedError
 
@@ -73,7 +70,7 @@ class SessionEvents:
         Follows the session's stream; where it cannot be opened or ends early, polls the session and
         its events for the time left."""
         if run_id.startswith("arr_"):
-            return await poll_until_done(self, run_id, timeout, progress)  # type: ignore[arg-type]
+            return await poll_until_done(self.get_run, run_id, timeout, progress)
         session_id = self._session_id(run_id)
         with anyio.move_on_after(timeout):
             step = 0
@@ -88,7 +85,6 @@ class SessionEvents:
 
     async def _follow(self, session_id: str, progress: Progress) -> tuple[int, Run | None]:
         """Read the session stream until the session settles; (progress step, the settled run or None)."""
-        self._require_key()
         step = 0
         async with self._client.sse(f"{API}/agent_sessions/{session_id}/stream") as events:
             async for event in events:

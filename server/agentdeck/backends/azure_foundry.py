@@ -37,9 +37,10 @@ import httpx2
 from agentdeck.backends.azure_foundry_auth import SCOPE, EntraToken
 from agentdeck.backends.azure_foundry_files import SessionFiles
 from agentdeck.backends.azure_foundry_turns import FOUNDRY_FEATURES, apply_turns, failed_turn, turn_events, turn_from_response
-from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, describe, iso
+from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, iso, read_error
 from agentdeck.backends.base import Backend, Capability
-from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages, redact
+from agentdeck.backends.dialect import Auth, Dialect, ErrorFactory, explain
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.backends.records import Records
 from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
@@ -88,21 +89,22 @@ class AzureFoundryBackend(SessionFiles, Backend):
         self._agents: dict[str, str | None] = {n: v or None for n, _, v in (e.partition(":") for e in settings.agents)}
         token = settings.api_key.get_secret_value() if settings.api_key else None
         self._entra = None if token else EntraToken()
+        auth = Auth.key("Authorization", token, scheme="Bearer") if token else Auth(token=self._entra.get if self._entra else None)
         headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         if settings.user_isolation_key:
             headers[ISOLATION_HEADER] = settings.user_isolation_key
+
         def client(read_timeout: float) -> PlatformClient:
             return PlatformClient(
                 "Azure AI Foundry",
                 base_url=settings.endpoint.rstrip("/"),
                 headers=headers,
-                secrets=[s for s in (token, settings.user_isolation_key) if s],
+                secrets=[settings.user_isolation_key or ""],
+                auth=auth,
                 timeouts=Timeouts(connect=settings.connect_timeout_seconds, read=read_timeout),
                 retry=RetryPolicy(max_retries=settings.max_retries),
                 transport=transport,
-                describe=self._describe,
+                dialect=Dialect(read=read_error),
             )
 
         self._client = client(settings.timeout_seconds)
@@ -116,10 +118,6 @@ class AzureFoundryBackend(SessionFiles, Backend):
         if self._entra is not None:
             self._entra.close()
 
-    def _describe(self, response: httpx2.Response) -> str:
-        token = self._entra.token if self._entra else None
-        return redact(describe(response), [token] if token else [])
-
     async def context(self) -> dict[str, Any]:
         return {
             "endpoint": self.settings.endpoint,
@@ -130,17 +128,14 @@ class AzureFoundryBackend(SessionFiles, Backend):
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _args(self, params: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if self._entra is not None:
-            headers["Authorization"] = f"Bearer {await self._entra.get()}"
-        return {**kwargs, "params": {"api-version": self.settings.api_version, **(params or {})}, "headers": headers}
+    def _params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"api-version": self.settings.api_version, **(params or {})}
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, **kwargs: Any) -> httpx2.Response:
-        return await self._client.request(method, path, **await self._args(params, kwargs))
+        return await self._client.request(method, path, params=self._params(params), **kwargs)
 
     async def _json(self, method: str, path: str, *, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return await self._client.json(method, path, **await self._args(params, kwargs))
+        return await self._client.json(method, path, params=self._params(params), **kwargs)
 
     @staticmethod
     def _sessions(agent: str) -> str:
@@ -160,7 +155,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
     async def _latest_version(self, name: str) -> str:
         """The agent's latest version, as `GET /agents/{name}` reports it (versions.latest.version)."""
         details = await self._json(
-            "GET", f"/agents/{quote(name, safe='')}", errors={404: lambda text: NotFound(f"{text}. No agent {name!r} in this project; list_agents shows them.")}
+            "GET", f"/agents/{quote(name, safe='')}", errors={404: explain(NotFound, f"No agent {name!r} in this project; list_agents shows them.")}
         )
         version = ((details or {}).get("versions") or {}).get("latest", {}).get("version")
         if not version:
@@ -189,7 +184,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
             id=f"{agent}:{session_id}",
             backend=self.name,
             agent=agent,
-            state=STATES.get(status, "running"),  # type: ignore[arg-type]
+            state=STATES.get(status, "running"),
             platform_state=status or "unknown",
             name=session_id,
             created_at=parse_time(body.get("created_at")),
@@ -241,9 +236,6 @@ class AzureFoundryBackend(SessionFiles, Backend):
         if session_id:
             body["agent_session_id"] = session_id
 
-        def taken(text: str) -> AgentdeckError:
-            return Conflict(f"{text}. A session named {session_id!r} already exists for agent {agent_name!r}; choose another name.")
-
         try:
             created = await self._json(
                 "POST",
@@ -251,8 +243,8 @@ class AzureFoundryBackend(SessionFiles, Backend):
                 json=body,
                 idempotent=session_id is not None,  # a named create cannot make a duplicate
                 errors={
-                    404: lambda text: NotFound(f"{text}. Check the agent name and version ({agent_name}:{version}) in the Foundry project."),
-                    409: taken,
+                    404: explain(NotFound, f"Check the agent name and version ({agent_name}:{version}) in the Foundry project."),
+                    409: explain(Conflict, f"A session named {session_id!r} already exists for agent {agent_name!r}; choose another name."),
                 },
             )
         except Conflict:
@@ -281,7 +273,9 @@ class AzureFoundryBackend(SessionFiles, Backend):
         response = await self._turn_client.json(
             "POST",
             f"/agents/{quote(agent, safe='')}/endpoint/protocols/openai/responses",
-            **await self._args(None, {"json": body, "headers": {"Foundry-Features": FOUNDRY_FEATURES}}),
+            params=self._params(),
+            json=body,
+            headers={"Foundry-Features": FOUNDRY_FEATURES},
         )
         if not isinstance(response, dict) or "id" not in response:
             raise Unavailable("Azure AI Foundry answered the prompt without a response object; read the session with get_run before sending it again.")
@@ -346,12 +340,10 @@ class AzureFoundryBackend(SessionFiles, Backend):
         return RunPage(runs=runs, next_cursor=after if more else None)
 
     @staticmethod
-    def _bad_cursor(cursor: str | None) -> Any:
-        def error(text: str) -> AgentdeckError:
-            hint = " The cursor is not one list_runs gave for this agent; omit it to start over." if cursor else ""
-            return InvalidArgument(f"{text}.{hint}")
-
-        return error
+    def _bad_cursor(cursor: str | None) -> ErrorFactory:
+        if cursor:
+            return explain(InvalidArgument, "The cursor is not one list_runs gave for this agent; omit it to start over.")
+        return lambda text: InvalidArgument(f"{text}.")
 
     async def get_run(self, run_id: str) -> Run:
         agent, session_id = self._handle(run_id)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from agentdeck.backends.azure_foundry_wire import home_path, utf8
+from agentdeck.backends.dialect import Overrides, explain
 from agentdeck.backends.http import collect_pages
 from agentdeck.backends.times import parse_time
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument
+from agentdeck.errors import Conflict, InvalidArgument
 from agentdeck.models import FileContent, SessionFile, SessionFileList
 
 __all__ = ["SessionFiles"]
@@ -73,7 +74,7 @@ class SessionFiles:
             content=content,
             headers={"Content-Type": "application/octet-stream"},
             idempotent=True,  # it replaces the file with the same bytes
-            errors={413: lambda text: InvalidArgument(f"{text}. The upload is larger than the service accepts (at most 50 MB per file); split it or compress it.")},
+            errors={413: explain(InvalidArgument, "The upload is larger than the service accepts (at most 50 MB per file); split it or compress it.")},
         )
         size = int((written or {}).get("bytes_written", len(content)))
         entry = SessionFile(path=str((written or {}).get("path") or clean), backend=self.name, size=size)
@@ -102,19 +103,19 @@ class SessionFiles:
     async def delete_session_file(self, run_id: str, path: str, recursive: bool = False) -> SessionFileList:
         clean = home_path(path, allow_home=False)
         files_path, _ = self._files(run_id)
-
-        def not_empty(text: str) -> AgentdeckError:
-            if "directory_not_empty" in text:
-                return Conflict(f"{text}. {clean!r} is a directory with files in it; call delete_session_file again with recursive=true to delete it and everything inside.")
-            return Conflict(f"{text}. Read the session with get_run before trying again.")
-
+        errors: Overrides = {
+            "directory_not_empty": explain(
+                Conflict, f"{clean!r} is a directory with files in it; call delete_session_file again with recursive=true to delete it and everything inside."
+            ),
+            409: explain(Conflict, "Read the session with get_run before trying again."),
+        }
         await self._request(
             "DELETE",
             files_path,
             params={"path": clean, "recursive": "true" if recursive else "false"},
             headers={"Accept": "*/*"},
             idempotent=True,
-            errors={409: not_empty},
+            errors=errors,
         )
         return await self.list_session_files(run_id, posixpath.dirname(clean))
 

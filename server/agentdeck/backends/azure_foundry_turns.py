@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.backends.times import parse_time
-from agentdeck.models import Run, RunError, RunEvent, RunEventPage
+from agentdeck.models import Run, RunError, RunEvent, RunEventPage, RunState
 
 __all__ = ["FOUNDRY_FEATURES", "OUTPUT_CLIP", "apply_turns", "failed_turn", "turn_events", "turn_from_response"]
 
@@ -22,7 +22,7 @@ FOUNDRY_FEATURES = (
     "DigitalWorker=V1Preview,GitHubCopilot=V1Preview,Skills=V1Preview,MicrosoftCopilot=V1Preview,ModelRouterControls=V1Preview"
 )
 OUTPUT_CLIP = 4000  # of the latest answer kept in Run.metadata; get_run_events has the whole text
-_TURN_STATES = {
+_TURN_STATES: dict[str, RunState] = {
     "completed": "succeeded",
     "failed": "failed",
     "incomplete": "failed",
@@ -74,7 +74,7 @@ def apply_turns(run: Run, turns: list[dict[str, Any]], session_ended: bool) -> R
     run.metadata["output"] = output if len(output) <= OUTPUT_CLIP else output[:OUTPUT_CLIP] + " [... the whole answer is in get_run_events]"
     if session_ended:
         return run
-    run.state = _TURN_STATES.get(str(last["status"]), "running")  # type: ignore[assignment]
+    run.state = _TURN_STATES.get(str(last["status"]), "running")
     if run.state == "failed":
         run.error = RunError(code="response_failed", message=str(last.get("error") or f"The response ended {last['status']}."), retryable=True)
     if run.state in ("succeeded", "failed", "cancelled"):

@@ -1,4 +1,4 @@
-"""Wire shapes of Azure AI Foundry sessions: status table, ids, home-relative paths, error text.
+"""Wire shapes of Azure AI Foundry sessions: status table, ids, home-relative paths, error bodies.
 
 Pure functions, no HTTP; `azure_foundry.py` uses them at the boundary.
 """
@@ -8,18 +8,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx2
-
+from agentdeck.backends.dialect import Problem
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
+from agentdeck.models import RunState
 
-__all__ = ["ENDED", "STATES", "check_id", "check_session_id", "describe", "home_path", "iso", "utf8"]
+__all__ = ["ENDED", "STATES", "check_id", "check_session_id", "home_path", "iso", "read_error", "utf8"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # The documented rule for agent_session_id (Microsoft's Foundry session-management reference and
 # azure-ai-agentserver-invocations' _VOICE_SESSION_ID): 8-128 letters, digits, '_' or '-'.
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-STATES: dict[str, str] = {  # session status -> normalized run state
+STATES: dict[str, RunState] = {  # session status -> normalized run state
     "creating": "queued",
     "active": "running",
     "updating": "running",
@@ -64,17 +64,15 @@ def home_path(path: str, *, allow_home: bool) -> str:
     return clean
 
 
-def describe(response: httpx2.Response) -> str:
-    """The platform's `{"error": {code, message, param}}` as one line; the code lets callers branch."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return response.text[:300]
+def read_error(body: Any) -> Problem | None:
+    """The platform's `{"error": {code, message, param}}` as one line; its code is the Problem's code."""
+    error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return response.text[:300]
-    text = str(error.get("message") or response.reason_phrase)
+        return None
     tags = [f"{key} {error[key]}" for key in ("code", "param") if error.get(key)]
-    return f"{text} ({', '.join(tags)})" if tags else text
+    text = str(error.get("message") or "")
+    code = error.get("code")
+    return Problem(f"{text} ({', '.join(tags)})" if tags else text, str(code) if code else None)
 
 
 def utf8(data: bytes, truncated: bool) -> str | None:

@@ -134,7 +134,7 @@ class Backend:
 
     async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
         """Return the run once it ends, or as it stands when `timeout` seconds have passed."""
-        return await poll_until_done(self, run_id, timeout, progress)
+        return await poll_until_done(self.get_run, run_id, timeout, progress)
 
     async def get_run_events(self, run_id: str, *, after_seq: int | None = None, limit: int = 100) -> RunEventPage:
         raise self._unsupported("read run events")
@@ -259,19 +259,27 @@ class Backend:
         return {}
 
 
-async def poll_until_done(backend: Backend, run_id: str, timeout: float, progress: Progress, settled: Callable[[Run], bool] = lambda run: run.done) -> Run:
-    """Poll get_run with capped backoff until the run ends (or is `settled`) or `timeout` passes."""
+async def poll_until_done(
+    get_run: Callable[[str], Awaitable[Run]],
+    run_id: str,
+    timeout: float,
+    progress: Progress,
+    settled: Callable[[Run], bool] = lambda run: run.done,
+    describe: Callable[[str, Run], str] = lambda run_id, run: f"run {run_id} is {run.state}",
+) -> Run:
+    """Poll `get_run` with capped backoff until the run ends (or is `settled`) or `timeout` passes;
+    each poll that finds it going on is reported as progress, in the words of `describe`."""
     delay, step = 0.5, 0
     with anyio.move_on_after(timeout):
         while True:
-            run = await backend.get_run(run_id)
+            run = await get_run(run_id)
             step += 1
             if settled(run):
                 return run
-            await progress(step, f"run {run_id} is {run.state}")
+            await progress(step, describe(run_id, run))
             await anyio.sleep(delay)
             delay = min(delay * 1.5, 5.0)
-    return await backend.get_run(run_id)
+    return await get_run(run_id)
 
 
 def only_metadata_key(runs: str, metadata: dict[str, Any] | None, key: str, purpose: str, **unsupported: Any) -> str | None:

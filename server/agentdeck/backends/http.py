@@ -1,15 +1,15 @@
 """The one HTTP core every remote adapter uses (httpx2, pooled connections).
 
-    client = PlatformClient("oz", base_url=..., headers={"Authorization": f"Bearer {key}"},
-                            secrets=[key], describe=problem_detail)
+    client = PlatformClient("oz", base_url=..., auth=Auth.key("Authorization", key, scheme="Bearer"), dialect=OZ)
     run = await client.json("GET", f"/agent/runs/{run_id}")
 
 It sets connect and read timeouts, retries what is safe to retry (reads, writes marked
 idempotent, and any request refused before the platform acted: connection refused, 429) with
-capped exponential backoff and jitter, honours Retry-After, and maps every failure to an
-`AgentdeckError` whose code says what happened and whether retrying can help. Secret values
-given in `secrets` are redacted from every message it builds. Adapters never see httpx2
-exceptions.
+capped exponential backoff and jitter, honours Retry-After, signs each call as the platform's
+`Auth` says, and raises every failure once as an `AgentdeckError` whose code says what happened
+and whether retrying can help: the platform's `Dialect` (dialect.py) reads its error bodies and
+names the error for its codes and statuses. Secret values (`secrets`, the credential, the latest
+token) are redacted from every message it builds. Adapters never see httpx2 exceptions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,25 +26,14 @@ from typing import Any
 import anyio
 import httpx2
 
-from agentdeck.errors import (
-    AgentdeckError,
-    Conflict,
-    InvalidArgument,
-    NotFound,
-    RateLimited,
-    Timeout,
-    Unauthorized,
-    Unavailable,
-    Unsupported,
-)
+from agentdeck.backends.dialect import Auth, Dialect, Overrides, refusal
+from agentdeck.errors import AgentdeckError, Timeout, Unauthorized, Unavailable, Unsupported
 
 __all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUTS", "PlatformClient", "RetryPolicy", "ServerSentEvent", "Timeouts", "collect_pages", "redact"]
 
 log = logging.getLogger("agentdeck.http")
 
 ServerSentEvent = httpx2.ServerSentEvent
-ErrorFactory = Callable[[str], AgentdeckError]
-Describe = Callable[[httpx2.Response], str]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -94,21 +83,6 @@ def _retry_after(response: httpx2.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _default_describe(response: httpx2.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error_description", "title", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
-    return str(body)[:300]
-
-
 class PlatformClient:
     """An async HTTP client for one platform: base URL, auth headers, timeouts, retries, errors."""
 
@@ -123,15 +97,18 @@ class PlatformClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         transport: httpx2.AsyncBaseTransport | None = None,
         uds: str | None = None,
-        describe: Describe = _default_describe,
+        auth: Auth = Auth(),
+        dialect: Dialect = Dialect(),
     ) -> None:
         self.platform = platform
         self.retry = retry
-        self._secrets = [s for s in secrets if s]
-        self._describe = describe
+        self.dialect = dialect
+        self._auth = auth
+        self._token = ""  # the latest token from auth.token, redacted like the other secrets
+        self._secrets = [s for s in (*secrets, *auth.secrets) if s]
         self._base_url = base_url
         self._options: dict[str, Any] = {
-            "headers": dict(headers or {}),
+            "headers": {**(headers or {}), **auth.headers},
             "timeout": httpx2.Timeout(timeouts.read, connect=timeouts.connect),
             "follow_redirects": False,
         }
@@ -156,6 +133,15 @@ class PlatformClient:
         if http is not None:
             await http.aclose()
 
+    async def _signed(self, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        """The call's headers with a fresh token when the platform signs by token; refuses when no credential is set."""
+        if self._auth.missing is not None:
+            raise Unauthorized(self._auth.missing)
+        if self._auth.token is None:
+            return headers
+        self._token = await self._auth.token()
+        return {"Authorization": f"Bearer {self._token}", **(headers or {})}
+
     async def request(
         self,
         method: str,
@@ -166,19 +152,22 @@ class PlatformClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        errors: Mapping[int, ErrorFactory] | None = None,
+        errors: Overrides | None = None,
         redirect: bool = False,
+        accept: Collection[int] = (),
     ) -> httpx2.Response:
         """Send one call, retrying when safe; returns a 2xx response or raises an AgentdeckError.
 
-        With `redirect`, a 3xx answer is returned too, for the caller to read its Location.
+        With `redirect`, a 3xx answer is returned too, for the caller to read its Location; a
+        status in `accept` is returned as well (an answer that is no failure for this call).
 
         `idempotent` marks a write as safe to repeat (it carries an idempotency key, or the
-        platform documents it as idempotent); reads are always safe. `errors` maps a status to
-        the error to raise instead of the default one for that status.
+        platform documents it as idempotent); reads are always safe. `errors` is the call's own
+        reading of some answers, by status or platform code (see dialect.py).
         """
         method = method.upper()
         safe = method in _SAFE_METHODS if idempotent is None else idempotent
+        headers = await self._signed(headers)
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -191,22 +180,22 @@ class PlatformClient:
                     attempt += 1
                     await anyio.sleep(self._backoff(attempt))
                     continue
-                raise error from None
+                raise error from exc
             except httpx2.TimeoutException as exc:
                 if safe and attempt < self.retry.max_retries:
                     attempt += 1
                     await anyio.sleep(self._backoff(attempt))
                     continue
-                raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}); call again or check the platform.") from None
+                raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}); call again or check the platform.") from exc
             except httpx2.TransportError as exc:
                 if safe and attempt < self.retry.max_retries:
                     attempt += 1
                     await anyio.sleep(self._backoff(attempt))
                     continue
                 what = "" if safe else " It may or may not have taken effect: read the object before repeating the call."
-                raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).{what}") from None
+                raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).{what}") from exc
             log.debug("%s %s %s -> %s in %.1f ms", self.platform, method, self._path(path), response.status_code, (time.perf_counter() - started) * 1000)
-            if response.is_success or (redirect and response.is_redirect):
+            if response.is_success or (redirect and response.is_redirect) or response.status_code in accept:
                 return response
             await response.aread()
             retry_after = _retry_after(response)
@@ -230,10 +219,10 @@ class PlatformClient:
                 return None
             try:
                 return response.json()
-            except ValueError:
+            except ValueError as exc:
                 if not safe or attempt >= self.retry.max_retries:
                     what = "" if safe else " It may or may not have taken effect: read the object before repeating the call."
-                    raise Unavailable(f"{self.platform} answered {method} {self._path(path)} with a body that is not JSON.{what}") from None
+                    raise Unavailable(f"{self.platform} answered {method} {self._path(path)} with a body that is not JSON.{what}") from exc
                 attempt += 1
                 await anyio.sleep(self._backoff(attempt))
 
@@ -248,6 +237,7 @@ class PlatformClient:
         decoded body (platforms refuse a subscription that way, e.g. to a finished task).
         """
         timeout = httpx2.Timeout(None, connect=self._client.timeout.connect)
+        headers = await self._signed(headers)
         try:
             async with self._client.sse(path, method=method, json=json, params=params, headers=headers, timeout=timeout) as source:
                 response = source.response
@@ -256,43 +246,42 @@ class PlatformClient:
                     raise self._error(response, _retry_after(response), {})
                 if "text/event-stream" not in response.headers.get("content-type", ""):
                     await response.aread()
-                    error: AgentdeckError = Unsupported(f"{self.platform} answered {self._path(path)} without an event stream.")
-                    try:
-                        error.platform_body = response.json()
-                    except ValueError:
-                        pass
+                    body = _decoded(response)
+                    error = self.refused(body) or Unsupported(f"{self.platform} answered {self._path(path)} without an event stream.")
+                    error.platform_body = body
                     raise error
                 yield self._events(source)
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}).") from None
+            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}).") from exc
         except httpx2.TransportError as exc:
-            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from None
+            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from exc
 
     @asynccontextmanager
-    async def stream(self, method: str, path: str, *, json: Any = None, errors: Mapping[int, ErrorFactory] | None = None) -> AsyncIterator[httpx2.Response]:
+    async def stream(self, method: str, path: str, *, json: Any = None, errors: Overrides | None = None) -> AsyncIterator[httpx2.Response]:
         """Send one call without retries and yield its 2xx response unread, for bodies read bit by bit.
 
         Leaving the block closes the connection, whatever is left unread. Errors map like `request`.
         """
+        headers = await self._signed(None)
         try:
-            async with self._client.stream(method, path, json=json) as response:
+            async with self._client.stream(method, path, json=json, headers=headers) as response:
                 if not response.is_success:
                     await response.aread()
                     raise self._error(response, _retry_after(response), errors or {})
                 yield response
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}); check that it is up and the URL is right, then call again.") from None
+            raise Unavailable(f"Cannot reach {self.platform} ({type(exc).__name__}); check that it is up and the URL is right, then call again.") from exc
         except httpx2.TimeoutException as exc:
-            raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}).") from None
+            raise Timeout(f"{self.platform} did not answer {method} {self._path(path)} in time ({type(exc).__name__}).") from exc
         except httpx2.TransportError as exc:
-            raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).") from None
+            raise Unavailable(f"The connection to {self.platform} broke during {method} {self._path(path)} ({type(exc).__name__}).") from exc
 
     async def _events(self, source: Any) -> AsyncIterator[ServerSentEvent]:
         try:
             async for event in source:
                 yield event
         except httpx2.TransportError as exc:
-            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from None
+            raise Unavailable(f"The {self.platform} event stream broke ({type(exc).__name__}).") from exc
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.retry.backoff_max, self.retry.backoff_base * 2 ** (attempt - 1))
@@ -301,34 +290,37 @@ class PlatformClient:
     def _path(self, path: str) -> str:
         return redact(path.split("?", 1)[0], self._secrets)
 
-    def _error(self, response: httpx2.Response, retry_after: float | None, overrides: Mapping[int, ErrorFactory]) -> AgentdeckError:
-        error = self._error_for(response, retry_after, overrides)
-        try:
-            error.platform_body = response.json()
-        except ValueError:
-            error.platform_body = None
+    def _error(self, response: httpx2.Response, retry_after: float | None, overrides: Overrides) -> AgentdeckError:
+        """The one error for a non-2xx answer, worded by the platform's dialect."""
+        body = _decoded(response)
+        problem = self.dialect.read(body) if body is not None else None
+        detail = redact(problem.text if problem else response.text[:300], self._secrets_now()).strip() or response.reason_phrase
+        error = refusal(self.platform, response.status_code, detail, problem, self.dialect, overrides, retry_after)
+        error.platform_body, error.platform_status = body, response.status_code
+        error.platform_code = problem.code if problem else None
         return error
 
-    def _error_for(self, response: httpx2.Response, retry_after: float | None, overrides: Mapping[int, ErrorFactory]) -> AgentdeckError:
-        status = response.status_code
-        detail = redact(self._describe(response), self._secrets).strip() or response.reason_phrase
-        text = f"{self.platform} answered {status}: {detail}"
-        if status in overrides:
-            return overrides[status](text)
-        if status == 429:
-            wait = f"; call again in {retry_after:g} s" if retry_after is not None else "; wait a little and call again"
-            return RateLimited(f"{text}{wait}.", retry_after=retry_after)
-        if status in (401, 403):
-            return Unauthorized(f"{text}. Check the credentials and identity in the configuration (agentdeck doctor).")
-        if status == 404:
-            return NotFound(f"{text}. Check the id, or list what exists.")
-        if status == 409:
-            return Conflict(f"{text}. Read the object's current state before trying again.")
-        if status == 413:
-            return InvalidArgument(f"{text}. The request is too large; send less.")
-        if 400 <= status < 500:
-            return InvalidArgument(f"{text}. Correct the arguments and call again.")
-        return Unavailable(f"{text}. The platform failed; call again in a little while.", retryable=True)
+    def refused(self, body: Any) -> AgentdeckError | None:
+        """Our error for a refusal sent inside a successful answer (a JSON-RPC error, a plain body
+        where a stream was asked for), when the dialect knows its code; else None."""
+        problem = self.dialect.read(body) if body is not None else None
+        if problem is None or problem.code is None or problem.code not in self.dialect.codes:
+            return None
+        detail = redact(problem.text, self._secrets_now()).strip()
+        error = self.dialect.codes[problem.code](detail if self.dialect.own_words else f"{self.platform} refused: {detail}")
+        error.platform_body, error.platform_code = body, problem.code
+        return error
+
+    def _secrets_now(self) -> list[str]:
+        return [*self._secrets, self._token] if self._token else self._secrets
+
+
+def _decoded(response: httpx2.Response) -> Any:
+    """The answer's JSON body, or None when it has none."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 Page = tuple[list[Any], Any]

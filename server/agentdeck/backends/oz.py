@@ -34,17 +34,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import anyio
-import httpx2
-
-from agentdeck.backends.base import Backend, Capability, Progress
-from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, redact
+from agentdeck.backends.base import Backend, Capability, Progress, poll_until_done
+from agentdeck.backends.dialect import Auth, Overrides, explain
+from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.backends.oz_events import FOLLOWUP_MODE, conversation_events, page_events, transcript_event
 from agentdeck.backends.oz_files import RunFiles
-from agentdeck.backends.oz_models import DETAILS, KEY_FIELD, PROBLEM_CODES, STATE_FILTERS, parse_problem, problem_text, run_from_oz
+from agentdeck.backends.oz_models import DETAILS, DIALECT, KEY_FIELD, STATE_FILTERS, run_from_oz
 from agentdeck.backends.records import Records
 from agentdeck.backends.times import parse_time
-from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, RateLimited, Unauthorized, Unavailable, Unsupported
+from agentdeck.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
 __all__ = ["OzBackend"]
@@ -55,26 +53,19 @@ _SCAN_PAGES = 5  # of 100 runs, when a pending key is looked for without the met
 _TRANSCRIPT_BYTES = 1_000_000
 
 
-class _FilterOff(AgentdeckError):
-    """The team's plan has no metadata filter on list-runs (feature_not_available)."""
-
-
-class _NoConversation(AgentdeckError):
-    """The run's conversation has no normalized form (operation_not_supported)."""
-
-
 def _rfc3339(moment: datetime) -> str:
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _describe(response: httpx2.Response) -> str:
-    """The HTTP core's error text for a problem body."""
-    try:
-        problem = parse_problem(response.json())
-    except ValueError:
-        problem = None
-    return problem_text(problem) if problem else response.text[:300]
+# cancel_run's own reading of Oz's refusals (each keeps its own retryable).
+_CANCEL_REFUSALS: Overrides = {
+    "invalid_request": explain(
+        Conflict, "The run has already ended (or is BLOCKED, which Oz does not cancel); read it with get_run, and answer a blocked run with send_followup."
+    ),
+    "conflict": lambda text: Conflict(f"{text}. The run is PENDING (being prepared) and cannot be cancelled yet; call cancel_run again in a few seconds.", retryable=True),
+    "operation_not_supported": explain(Unsupported, "This run executes outside Oz's cloud (self-hosted, local or a GitHub Action); stop it where it runs."),
+}
 
 
 class OzBackend(RunFiles, Backend):
@@ -87,21 +78,22 @@ class OzBackend(RunFiles, Backend):
         super().__init__(name)
         self.settings = settings
         self.identity = identity or ""
-        self._key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
         timeouts = Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
         retry = RetryPolicy(max_retries=settings.max_retries)
+        missing = f"Backend '{name}' has no Warp API key: set {settings.api_key_env} (or secrets_file) and restart."
         self._client = PlatformClient(
             "oz",
             base_url=settings.base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json"} if self._key else {},
-            secrets=[self._key],
+            headers={"Accept": "application/json"} if key else {},
+            auth=Auth.key("Authorization", key, scheme="Bearer", missing=missing),
             timeouts=timeouts,
             retry=retry,
             transport=transport,
-            describe=_describe,
+            dialect=DIALECT,
         )
         # Presigned download URLs point at storage; they must not receive the API key.
-        self._storage = PlatformClient("oz storage", base_url=settings.base_url, secrets=[self._key], timeouts=timeouts, retry=retry, transport=transport)
+        self._storage = PlatformClient("oz storage", base_url=settings.base_url, secrets=[key], timeouts=timeouts, retry=retry, transport=transport)
         safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         self._keys = Records(data_dir / "oz" / safe_name / "idempotency" if data_dir else None)
 
@@ -109,35 +101,8 @@ class OzBackend(RunFiles, Backend):
         await self._client.aclose()
         await self._storage.aclose()
 
-    async def _call(self, method: str, path: str, *, refusals: dict[str, AgentdeckError] | None = None, **kwargs: Any) -> Any:
-        """One API call; a problem answer becomes the error of its code (or of `refusals`)."""
-        if not self._key:
-            raise Unauthorized(f"Backend '{self.name}' has no Warp API key: set {self.settings.api_key_env} (or secrets_file) and restart.")
-        try:
-            return await self._client.json(method, path, **kwargs)
-        except AgentdeckError as exc:
-            problem = parse_problem(exc.platform_body) if exc.platform_body is not None else None
-            if problem is None:
-                raise
-            raise self._translate(exc, problem, refusals or {}) from None
-
-    def _translate(self, exc: AgentdeckError, problem: dict[str, Any], refusals: dict[str, AgentdeckError]) -> AgentdeckError:
-        code, retryable = problem["code"], problem.get("retryable")
-        text = f"oz answered {problem.get('status', '?')}: {redact(problem_text(problem), [self._key])}"
-        if code in refusals:  # the call's own reading of this code, with its own retryable
-            error = refusals[code]
-            error.message = f"{text}. {error.message}"
-            return error
-        if isinstance(exc, RateLimited):
-            error = exc  # keeps retry_after
-        elif code in PROBLEM_CODES:
-            cls, step = PROBLEM_CODES[code]
-            error = cls(f"{text}. {step}")
-        else:
-            error = exc
-        if isinstance(retryable, bool):
-            error.retryable = retryable
-        return error
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._client.json(method, path, **kwargs)
 
     # agents -------------------------------------------------------------------------------
     async def _skills(self) -> list[dict[str, Any]]:
@@ -216,10 +181,8 @@ class OzBackend(RunFiles, Backend):
             if value is not None:
                 body[field] = value
         retry = "pass the same idempotency_key to call again safely" if key else "check list_runs before calling again, or pass an idempotency_key"
-        created = await self._call(
-            "POST", "/agent/runs", json=body,
-            refusals={"internal_error": Unavailable(f"Oz failed while creating the run; it may or may not exist: {retry}.", retryable=True)},
-        )
+        failed = f"Oz failed while creating the run; it may or may not exist: {retry}."
+        created = await self._call("POST", "/agent/runs", json=body, errors={"internal_error": lambda text: Unavailable(f"{text}. {failed}", retryable=True)})
         return str(created["run_id"])
 
     @staticmethod
@@ -245,8 +208,10 @@ class OzBackend(RunFiles, Backend):
         # The oldest match is the run made with the key: children inherit their parent's metadata.
         params = {f"metadata[{KEY_FIELD}]": key, "sort_by": "created_at", "sort_order": "asc", "limit": 1}
         try:
-            body = await self._call("GET", "/agent/runs", params=params, refusals={"feature_not_available": _FilterOff()})
-        except _FilterOff:
+            body = await self._call("GET", "/agent/runs", params=params)
+        except Unsupported as exc:
+            if exc.platform_code != "feature_not_available":  # the team's plan has no metadata filter
+                raise
             return None if pending_since is None else await self._scan_for_key(key, pending_since)
         runs = (body or {}).get("runs") or []
         return self._run(runs[0]) if runs else None
@@ -303,16 +268,7 @@ class OzBackend(RunFiles, Backend):
         return RunPage(runs=runs, next_cursor=next_cursor or None)
 
     async def cancel_run(self, run_id: str) -> Run:
-        refusals: dict[str, AgentdeckError] = {
-            "invalid_request": Conflict(
-                "The run has already ended (or is BLOCKED, which Oz does not cancel); read it with get_run, and answer a blocked run with send_followup."
-            ),
-            "conflict": Conflict("The run is PENDING (being prepared) and cannot be cancelled yet; call cancel_run again in a few seconds.", retryable=True),
-            "operation_not_supported": Unsupported(
-                "This run executes outside Oz's cloud (self-hosted, local or a GitHub Action); stop it where it runs."
-            ),
-        }
-        await self._call("POST", self._path(run_id, "/cancel"), refusals=refusals)
+        await self._call("POST", self._path(run_id, "/cancel"), errors=_CANCEL_REFUSALS)
         return await self.get_run(run_id)
 
     async def send_followup(self, run_id: str, message: str) -> Run:
@@ -329,9 +285,11 @@ class OzBackend(RunFiles, Backend):
         run = await self.get_run(run_id)
         when = run.started_at or run.created_at
         try:
-            body = await self._call("GET", self._path(run_id, "/conversation"), refusals={"operation_not_supported": _NoConversation()})
+            body = await self._call("GET", self._path(run_id, "/conversation"))
             events = conversation_events(body or {}, when)
-        except _NoConversation:
+        except Unsupported as exc:
+            if exc.platform_code != "operation_not_supported":  # the conversation has no normalized form
+                raise
             events = transcript_event(await self._transcript(run_id), when)
         except NotFound:
             events = []  # the run exists but has no conversation yet
@@ -339,8 +297,6 @@ class OzBackend(RunFiles, Backend):
 
     async def _transcript(self, run_id: str) -> str:
         """The raw transcript: the API answers 302 to a download URL, fetched without the API key."""
-        if not self._key:
-            raise Unauthorized(f"Backend '{self.name}' has no Warp API key: set {self.settings.api_key_env} (or secrets_file) and restart.")
         try:
             redirect = await self._client.request("GET", self._path(run_id, "/transcript"), redirect=True)
         except NotFound:
@@ -353,18 +309,12 @@ class OzBackend(RunFiles, Backend):
 
     async def wait_for_run(self, run_id: str, timeout: float, progress: Progress) -> Run:
         """Poll with capped backoff; progress names the Oz state and its status message."""
-        delay, step = 0.5, 0
-        with anyio.move_on_after(timeout):
-            while True:
-                run = await self.get_run(run_id)
-                if run.done:
-                    return run
-                step += 1
-                status = run.metadata.get(DETAILS, {}).get("status_message")
-                await progress(step, f"run {run_id} is {run.state} (Oz {run.platform_state})" + (f": {status}" if status else ""))
-                await anyio.sleep(delay)
-                delay = min(delay * 1.5, 5.0)
-        return await self.get_run(run_id)
+        return await poll_until_done(self.get_run, run_id, timeout, progress, describe=_progress)
 
     def _run(self, item: dict[str, Any]) -> Run:
         return run_from_oz(item, self.name)
+
+
+def _progress(run_id: str, run: Run) -> str:
+    status = run.metadata.get(DETAILS, {}).get("status_message")
+    return f"run {run_id} is {run.state} (Oz {run.platform_state})" + (f": {status}" if status else "")

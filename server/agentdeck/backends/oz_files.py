@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agentdeck.backends.http import PlatformClient
-from agentdeck.errors import AgentdeckError, NotFound
+from agentdeck.errors import NotFound
 from agentdeck.models import FileContent, Run, SessionFile, SessionFileList
 
 __all__ = ["ARTIFACTS", "RunFiles"]
 
 ARTIFACTS = "artifacts"
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-yaml", "application/yaml")
-
-
-class _EmptyFile(AgentdeckError):
-    """Storage answered 416 to `Range: bytes=0-N`: the file has no bytes."""
 
 
 def _decode(content: bytes, mime: str, truncated: bool) -> str | None:
@@ -48,7 +44,7 @@ class RunFiles:
     _storage: PlatformClient
     if TYPE_CHECKING:
 
-        async def _call(self, method: str, path: str, *, refusals: dict[str, AgentdeckError] | None = None, **kwargs: Any) -> Any: ...
+        async def _call(self, method: str, path: str, **kwargs: Any) -> Any: ...
         def _path(self, run_id: str, tail: str = "") -> str: ...
         async def get_run(self, run_id: str) -> Run: ...
 
@@ -109,9 +105,8 @@ class RunFiles:
 
     async def _fetch(self, run_id: str, path: str, url: str, mime_type: str | None, max_bytes: int) -> FileContent:
         # Ask for one byte more than wanted so truncation shows; storage that ignores Range sends it all.
-        try:
-            response = await self._storage.request("GET", url, headers={"Range": f"bytes=0-{max_bytes}"}, errors={416: _EmptyFile})
-        except _EmptyFile:
+        response = await self._storage.request("GET", url, headers={"Range": f"bytes=0-{max_bytes}"}, accept={416})
+        if response.status_code == 416:  # the range starts past the end: the file has no bytes
             return FileContent(run_id=run_id, backend=self.name, path=path, size=0, mime_type=mime_type or "application/octet-stream", text="")
         content = response.content
         total = len(content)

@@ -1,4 +1,4 @@
-"""Oz wire shapes in agentdeck's terms: run states, RunItem -> Run, and problem codes -> errors.
+"""Oz wire shapes in agentdeck's terms: run states, RunItem -> Run, and its error dialect.
 
 The Oz adapter (`oz.py`) calls these at its boundary; nothing here does I/O.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentdeck.backends.dialect import Dialect, Problem, explain
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unavailable, Unsupported
-from agentdeck.models import Artifact, Run, RunError
+from agentdeck.models import Artifact, Run, RunError, RunState
 
-__all__ = ["DETAILS", "KEY_FIELD", "OZ_STATES", "PROBLEM_CODES", "STATE_FILTERS", "parse_problem", "problem_text", "run_from_oz"]
+__all__ = ["DETAILS", "DIALECT", "KEY_FIELD", "OZ_STATES", "PROBLEM_CODES", "STATE_FILTERS", "read_problem", "run_from_oz"]
 
-OZ_STATES = {
+OZ_STATES: dict[str, RunState] = {
     "QUEUED": "queued", "PENDING": "queued", "CLAIMED": "queued", "INPROGRESS": "running", "BLOCKED": "waiting",
     "SUCCEEDED": "succeeded", "FAILED": "failed", "ERROR": "failed", "CANCELLED": "cancelled",
 }
@@ -47,23 +48,23 @@ PROBLEM_CODES: dict[str, tuple[type[AgentdeckError], str]] = {
 }
 
 
-def parse_problem(body: Any) -> dict[str, Any] | None:
-    """An RFC 7807 body plus its `code` (last segment of `type`, '-' read as '_'); None if not a problem."""
+def read_problem(body: Any) -> Problem | None:
+    """An RFC 7807 body; its code is the last segment of `type` ('-' read as '_'), and its text names
+    that code (and the trace id, for Warp support). None if the body is not a problem."""
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         return None
-    return {**body, "code": body["type"].rstrip("/").rsplit("/", 1)[-1].replace("-", "_")}
+    code = body["type"].rstrip("/").rsplit("/", 1)[-1].replace("-", "_")
+    text = body["error"] if isinstance(body.get("error"), str) else str(body.get("title", ""))
+    if body.get("detail") and str(body["detail"]) not in text:
+        text = f"{text} ({body['detail']})"
+    if isinstance(body.get("auth_url"), str):
+        text += f"; authorize at {body['auth_url']}"
+    trace = f", trace {body['trace_id']}" if body.get("trace_id") else ""
+    retryable = body.get("retryable")
+    return Problem(f"{text} [error code {code}{trace}]", code, retryable if isinstance(retryable, bool) else None)
 
 
-def problem_text(problem: dict[str, Any]) -> str:
-    """A problem's text, naming its code (and trace id, for Warp support)."""
-    text = problem["error"] if isinstance(problem.get("error"), str) else str(problem.get("title", ""))
-    if problem.get("detail") and str(problem["detail"]) not in text:
-        text = f"{text} ({problem['detail']})"
-    if isinstance(problem.get("auth_url"), str):
-        text += f"; authorize at {problem['auth_url']}"
-    trace = f", trace {problem['trace_id']}" if problem.get("trace_id") else ""
-    return f"{text} [error code {problem['code']}{trace}]"
-
+DIALECT = Dialect(read=read_problem, codes={code: explain(cls, step) for code, (cls, step) in PROBLEM_CODES.items()})
 
 
 def _artifact(item: dict[str, Any]) -> Artifact:
@@ -108,7 +109,7 @@ def run_from_oz(item: dict[str, Any], backend: str) -> Run:
         id=str(item["run_id"]),
         backend=backend,
         agent=config.get("name") or skill.get("name") or DEFAULT_AGENT,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         platform_state=platform_state,
         name=item.get("title"),
         created_at=parse_time(item.get("created_at")),
