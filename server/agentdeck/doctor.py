@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from agentdeck.backends import Capability, Deck
+from agentdeck.backends.requests import RunFilter
 from agentdeck.config import Config, LocalConfig
 from agentdeck.errors import AgentdeckError, Timeout, Unauthorized, Unavailable
 
@@ -37,7 +38,7 @@ async def _probe(backend: Any) -> Check:
         if Capability.AGENTS in backend.capabilities:
             await backend.list_agents()
         elif Capability.RUNS in backend.capabilities:
-            await backend.list_runs(limit=1)
+            await backend.list_runs(RunFilter(limit=1))
         elif Capability.CHANNELS in backend.capabilities:
             await backend.list_channels()
         return True, f"{backend.name}: reachable, identity accepted", backend.kind
@@ -56,7 +57,7 @@ async def _check(config: Config) -> list[Check]:
         for name, backend in deck.backends.items():
             settings = config.backends[name]
             if isinstance(settings, LocalConfig):
-                results += [(ok, f"{name}: {what}", detail) for ok, what, detail in await backend.doctor()]  # type: ignore[attr-defined]
+                results += [(ok, f"{name}: {what}", detail) for ok, what, detail in await backend.doctor()]
                 results += _local_checks(name, settings)
                 continue
             env_var = getattr(settings, "api_key_env", None)

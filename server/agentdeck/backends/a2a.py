@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +38,7 @@ from agentdeck.backends.a2a_wire import (
 )
 from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key, poll_until_done
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import AgentList, FileContent, Run, RunEventPage, RunPage, SessionFileList
 
@@ -211,20 +212,9 @@ class A2ABackend(Backend):
             agents.append(agent_from_card(agent.name, await self._card(agent), self.name))
         return AgentList(agents=agents)
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
-        unsupported = {"name": name, "workspace": workspace, "ttl_seconds": ttl_seconds, "parent_run_id": parent_run_id}
-        context_id = only_metadata_key("A2A tasks", metadata, "context_id", "to continue a conversation", **unsupported)
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, idempotency_key = request.agent, request.prompt, request.idempotency_key
+        context_id = only_metadata_key("A2A tasks", request, "context_id", "to continue a conversation")
         target = self._agent(agent)
         task = await self._send(target, message(prompt, key=idempotency_key, context_id=context_id))
         return run_from_task(agent, task, self.name)
@@ -242,16 +232,8 @@ class A2ABackend(Backend):
             raise NotFound(f"Run {run_id} was the agent's direct answer, not a task; its text was in the spawn_agent result.")
         return agent, await self._task(agent, task_id)
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         if parent_run_id is not None:
             raise Unsupported("A2A tasks have no parent run; call list_runs without parent_run_id.")
         if agent is None and len(self._agents) > 1:

@@ -49,6 +49,7 @@ from agentdeck.backends.agh_models import (
 from agentdeck.backends.agh_runs import AghRuns
 from agentdeck.backends.base import Backend, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.backends.requests import MessageDraft
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, Timeout, Unauthorized
 from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
 
@@ -157,16 +158,8 @@ class AghBackend(AghRuns, Backend):
             ]
         )
 
-    async def send_channel_message(
-        self,
-        channel: str,
-        body: str,
-        *,
-        kind: str | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ChannelMessage:
+    async def send_channel_message(self, draft: MessageDraft) -> ChannelMessage:
+        channel, body, kind, correlation_id, reply_to, idempotency_key = draft.channel, draft.body, draft.kind, draft.correlation_id, draft.reply_to, draft.idempotency_key
         channel = channel_name(channel)
         key = {"idempotency_key": idempotency_key} if idempotency_key else {}
         if reply_to:

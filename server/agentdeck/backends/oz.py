@@ -43,6 +43,7 @@ from agentdeck.backends.oz_events import FOLLOWUP_MODE, conversation_events, pag
 from agentdeck.backends.oz_files import RunFiles
 from agentdeck.backends.oz_models import DETAILS, KEY_FIELD, PROBLEM_CODES, STATE_FILTERS, parse_problem, problem_text, run_from_oz
 from agentdeck.backends.records import Records
+from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, RateLimited, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
@@ -168,18 +169,9 @@ class OzBackend(RunFiles, Backend):
             return variants[0] if variants else None
         return None
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         if workspace is not None:
             raise InvalidArgument("Oz runs in a cloud environment, not a workspace directory; omit workspace and pass metadata.environment_id instead.")
         if ttl_seconds is not None:
@@ -271,16 +263,8 @@ class OzBackend(RunFiles, Backend):
     async def get_run(self, run_id: str) -> Run:
         return self._run(await self._call("GET", self._path(run_id)))
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         params: list[tuple[str, Any]] = [("limit", limit), ("sort_by", "created_at"), ("sort_order", "desc")]
         if state is not None:
             if state not in STATE_FILTERS:
