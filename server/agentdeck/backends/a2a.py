@@ -18,11 +18,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
-import httpx2
 
 from agentdeck.backends.a2a_wire import (
     CARD_PATH,
@@ -36,9 +35,10 @@ from agentdeck.backends.a2a_wire import (
     split_run_id,
     update_of,
 )
-from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key, poll_until_done
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, only_metadata_key, poll_until_done
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.backends.requests import RunFilter, SpawnRequest
+from agentdeck.config import A2AConfig
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import AgentList, FileContent, Run, RunEventPage, RunPage, SessionFileList
 
@@ -80,8 +80,9 @@ class A2ABackend(Backend):
         {Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS, Capability.FILES}
     )
 
-    def __init__(self, name: str, settings: Any, *, identity: str = "", transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, settings: A2AConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
         self._key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
         self._transport = transport

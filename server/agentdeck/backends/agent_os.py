@@ -12,11 +12,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
-import httpx2
 
 from agentdeck.backends.agent_os_models import (
     STATUS_PARAM,
@@ -30,9 +29,10 @@ from agentdeck.backends.agent_os_models import (
     items_of,
     run_from_agent_os,
 )
-from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, only_metadata_key
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.backends.requests import RunFilter, SpawnRequest
+from agentdeck.config import AgentOsConfig
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
@@ -59,8 +59,9 @@ class AgentOsBackend(Backend):
     kind = "agent_os"
     capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_EVENTS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP})
 
-    def __init__(self, name: str, settings: Any, *, identity: str = "", transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, settings: AgentOsConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
         key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
         headers = dict(settings.headers)

@@ -31,7 +31,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
@@ -47,9 +47,10 @@ from agentdeck.backends.agh_models import (
     when,
 )
 from agentdeck.backends.agh_runs import AghRuns
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.backends.requests import MessageDraft
+from agentdeck.config import AghConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, Timeout, Unauthorized
 from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
 
@@ -66,8 +67,9 @@ class AghBackend(AghRuns, Backend):
         Capability.CHANNELS, Capability.TASKS, Capability.CONTEXT,
     })
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
+    def __init__(self, name: str, settings: AghConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport, data_dir = env.get("transport"), env.get("data_dir")
         self.settings = settings
         self._session = (settings.session_id or "").strip()
         self._agent = (settings.agent or "").strip()

@@ -14,7 +14,7 @@ parent run) in two reserved metadata keys, hidden again on the way out.
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import Any, Unpack
 
 from agentdeck.backends.archastro_models import (
     AGENT_PAGES,
@@ -34,10 +34,11 @@ from agentdeck.backends.archastro_models import (
     split_options,
 )
 from agentdeck.backends.archastro_sessions import SessionEvents
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.backends.requests import RoutineCall, RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
+from agentdeck.config import ArchAstroConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized, Unsupported
 from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunPage
 
@@ -61,10 +62,11 @@ class ArchAstroBackend(SessionEvents, Backend):
         Capability.ROUTINES, Capability.SESSION_DELETE,
     })
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None) -> None:
+    def __init__(self, name: str, settings: ArchAstroConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
-        key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._has_key = bool(key)
         self._client = PlatformClient(
             "ArchAstro",

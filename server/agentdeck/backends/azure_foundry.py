@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx2
@@ -38,7 +37,7 @@ from agentdeck.backends.azure_foundry_auth import SCOPE, EntraToken
 from agentdeck.backends.azure_foundry_files import SessionFiles
 from agentdeck.backends.azure_foundry_turns import FOUNDRY_FEATURES, apply_turns, failed_turn, turn_events, turn_from_response
 from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, describe, iso
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages, redact
 from agentdeck.backends.records import Records
 from agentdeck.backends.requests import RunFilter, SpawnRequest
@@ -72,16 +71,9 @@ class AzureFoundryBackend(SessionFiles, Backend):
         }
     )
 
-    def __init__(
-        self,
-        name: str,
-        settings: AzureFoundryConfig,
-        *,
-        identity: str,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        data_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, name: str, settings: AzureFoundryConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        identity, transport, data_dir = env.get("identity", ""), env.get("transport"), env.get("data_dir")
         self.settings = settings
         self.identity = identity
         self.max_upload_bytes = MAX_UPLOAD_BYTES

@@ -13,7 +13,8 @@ import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import anyio.abc
@@ -36,13 +37,33 @@ from agentdeck.models import (
     Task,
 )
 
-__all__ = ["Backend", "Capability", "Check", "Progress", "TaskView", "only_metadata_key", "poll_until_done"]
+if TYPE_CHECKING:
+    import httpx2
+
+    from agentdeck.identity import Caller
+
+__all__ = ["Backend", "BuildEnv", "Capability", "Check", "Progress", "TaskView", "only_metadata_key", "poll_until_done"]
 
 Progress = Callable[[float, str], Awaitable[None]]
 """Called with a monotonically increasing count and a short message while a call waits."""
 
 Check = tuple[bool, str, str]
 """One line of `agentdeck doctor`: passed, what was checked, and the detail (with a fix when it failed)."""
+
+
+class BuildEnv(TypedDict, total=False):
+    """What an adapter is built with besides its own settings; each adapter takes the keys it uses."""
+
+    identity: str
+    """Who this process is on channels and task claims."""
+    owner: Caller
+    """The process's own caller (the local platform's operator)."""
+    data_dir: Path
+    """Where an adapter keeps what must survive a restart (idempotency keys, the local store)."""
+    config_path: str | None
+    """The config file the local platform's agents are pointed at."""
+    transport: httpx2.AsyncBaseTransport | None
+    """None: the network; tests bind an adapter to an in-process emulator with one."""
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
 import httpx2
 
-from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, redact
 from agentdeck.backends.oz_events import FOLLOWUP_MODE, conversation_events, page_events, transcript_event
 from agentdeck.backends.oz_files import RunFiles
@@ -45,6 +44,7 @@ from agentdeck.backends.oz_models import DETAILS, KEY_FIELD, PROBLEM_CODES, STAT
 from agentdeck.backends.records import Records
 from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
+from agentdeck.config import OzConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, RateLimited, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
@@ -84,11 +84,12 @@ class OzBackend(RunFiles, Backend):
     kind = "oz"
     capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS, Capability.FILES})
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
+    def __init__(self, name: str, settings: OzConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        identity, transport, data_dir = env.get("identity"), env.get("transport"), env.get("data_dir")
         self.settings = settings
         self.identity = identity or ""
-        self._key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        self._key = settings.api_key.get_secret_value() if settings.api_key else ""
         timeouts = Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
         retry = RetryPolicy(max_retries=settings.max_retries)
         self._client = PlatformClient(

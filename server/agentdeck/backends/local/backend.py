@@ -18,12 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
 
-from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress
 from agentdeck.backends.local.channels import Channels
 from agentdeck.backends.local.guard import end_run_group
 from agentdeck.backends.local.launch import agent_argv, check_prompt, prompt_file, start_supervisor
@@ -97,8 +97,9 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     run_credentials: Callable[[str, float], dict[str, str]] | None = None
     """(run id, seconds) -> environment that lets the run's agent connect to this server as itself; set when serving HTTP."""
 
-    def __init__(self, name: str, config: LocalConfig, *, owner: Caller, data_dir: Path, config_path: str | None = None) -> None:
+    def __init__(self, name: str, config: LocalConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        owner, data_dir, config_path = env["owner"], env["data_dir"], env.get("config_path")
         self.config = config
         self.owner = owner
         self.data_dir = data_dir
