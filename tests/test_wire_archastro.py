@@ -20,6 +20,7 @@ import pytest
 from archastro.platform.client import PlatformClient
 
 from agentdeck.backends.archastro import ArchAstroBackend
+from agentdeck.backends.requests import RoutineCall, RunFilter, SpawnRequest
 from tests.emulators.archastro import create_app
 from tests.emulators.serving import serve_in_thread
 
@@ -91,13 +92,13 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
     try:
         await same(wire, backend.list_agents(), lambda: sdk.agents.list(page=1, page_size=100))
 
-        run = await same(wire, backend.spawn_agent(agent, "Count tickets", name="count", metadata={"team": "a", "archastro": {"max_turns": 3}}),
+        run = await same(wire, backend.spawn_agent(SpawnRequest(agent, "Count tickets", name="count", metadata={"team": "a", "archastro": {"max_turns": 3}})),
                          lambda: sdk.agent_sessions.create({"agent": agent, "instructions": "Count tickets", "name": "count",
                                                             "metadata": {"team": "a"}, "max_turns": 3}))
         keyed_body = {"agent": agent, "instructions": "x", "metadata": {"agentdeck_idempotency_key": "k1"}}
-        await same(wire, backend.spawn_agent(agent, "x", idempotency_key="k1"),
+        await same(wire, backend.spawn_agent(SpawnRequest(agent, "x", idempotency_key="k1")),
                    lambda: (sdk.agent_sessions.list(agent=[agent], limit=100), sdk.agent_sessions.create(keyed_body)))
-        await same(wire, backend.list_runs(state="succeeded", agent=agent),
+        await same(wire, backend.list_runs(RunFilter(state="succeeded", agent=agent)),
                    lambda: sdk.agent_sessions.list(status=["completed"], agent=[agent], limit=100))
         await same(wire, backend.get_run(run.id), lambda: sdk.agent_sessions.get(run.id))
         await same(wire, backend.send_followup(run.id, "and closed ones"),
@@ -114,7 +115,7 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
         routine = app.seeded["routine"]
         await same(wire, backend.list_routines(), lambda: sdk.agent_routines.list())
         invoke_body = {"message": "hi", "idempotency_key": "r1", "session_key": "s", "metadata": {"agentdeck_idempotency_key": "r1"}}
-        routine_run = await same(wire, backend.invoke_routine(routine, message="hi", idempotency_key="r1", session_key="s"),
+        routine_run = await same(wire, backend.invoke_routine(RoutineCall(routine, message="hi", idempotency_key="r1", session_key="s")),
                                  lambda: sdk.agent_routines.invoke(routine, invoke_body))
         await same(wire, backend.get_run(routine_run.id), lambda: sdk.agent_routines.agent_routine_runs.get(routine_run.id))
         await same(wire, backend.list_routines(agent=agent, event_type="agentroutine.invoked"),
@@ -128,12 +129,12 @@ async def test_every_adapter_request_equals_the_sdks(wire: SimpleNamespace) -> N
         await same(wire, backend.list_routine_runs(routine, limit=1, cursor=cursor),
                    lambda: sdk.agent_routines.runs(routine, limit=1, before_cursor=cursor))
         app.advance(10)  # the run completes: a repeated key now answers 409, and the adapter finds the run
-        await same(wire, backend.invoke_routine(routine, message="hi", idempotency_key="r1", session_key="s"),
+        await same(wire, backend.invoke_routine(RoutineCall(routine, message="hi", idempotency_key="r1", session_key="s")),
                    lambda: _refused(lambda: sdk.agent_routines.invoke(routine, invoke_body))
                    or sdk.agent_routines.runs(routine, status="completed", limit=100))
         draft = app.seeded["draft_routine"]
         with pytest.raises(Exception):
-            await backend.invoke_routine(draft, message="hi")  # 422: the adapter reads the routine to say why
+            await backend.invoke_routine(RoutineCall(draft, message="hi"))  # 422: the adapter reads the routine to say why
         ours = wire.recorder.take()
         _refused(lambda: sdk.agent_routines.invoke(draft, {"message": "hi"}))
         sdk.agent_routines.get(draft)

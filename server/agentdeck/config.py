@@ -4,6 +4,9 @@ The file is AGENTDECK_CONFIG, else `<user config dir>/agentdeck/config.toml`; wi
 embedded local backend runs with the built-in `echo` agent and `greet` routine. Secrets (API
 keys, tokens) are never written in the file: it names the environment variable that holds
 each one, or a secrets file, and the value is read here into a SecretStr.
+
+The local platform's settings (agents, routines) live in config_local.py, the base every model
+shares in config_base.py; both are imported from here.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
+from agentdeck.config_base import NAME, BackendSettings, Settings
+from agentdeck.config_local import AgentConfig, LocalConfig, RoutineConfig
 from agentdeck.errors import ConfigError
 
 __all__ = [
     "AgentConfig",
     "AghConfig",
     "AgentOsConfig",
+    "AnyBackendConfig",
     "ArchAstroConfig",
     "AzureFoundryConfig",
     "BackendConfig",
@@ -43,91 +49,11 @@ __all__ = [
     "load_config",
 ]
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 """What a client may be called: shown to other agents as a sender, and the key of cursors and claims."""
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AgentConfig(_Settings):
-    """An agent the local platform may start. `{prompt}` in the command is replaced by the prompt.
-
-    One argument holds at most 128 KiB: for longer prompts use `{prompt_file}` (a file holding
-    the prompt) or `prompt_stdin`.
-    """
-
-    command: list[str] = Field(min_length=1)
-    description: str = ""
-    env: dict[str, str] = Field(default_factory=dict)
-    inherit_env: list[str] = Field(
-        default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TMPDIR", "USER", "SYSTEMROOT"],
-        description="variables of agentdeck's own environment the agent sees; secrets are not passed unless listed",
-    )
-    ttl_seconds: int = Field(default=3600, gt=0)
-    isolation: Literal["none", "worktree"] = Field(
-        default="none", description="worktree: each run works in a fresh git worktree on its own branch agentdeck/RUN_ID"
-    )
-    repo: Path | None = Field(default=None, description="git checkout a worktree agent works on, under workspace_root; a spawn's workspace may name another")
-    base_ref: str = Field(default="HEAD", description="ref a worktree run starts from; a spawn may pass metadata.base_ref")
-    allowed_base_refs: list[str] = Field(default_factory=lambda: ["*"], description="glob patterns of the base refs a spawn may choose")
-    keep_worktree: bool = Field(default=False, description="keep each run's worktree folder after it ends (the branch is always kept)")
-    prompt_stdin: bool = Field(default=False, description="also write the prompt to the agent's standard input, then close it")
-
-
-class RoutineConfig(_Settings):
-    """A saved spawn template: `{message}` in the prompt is replaced by the invocation's message."""
-
-    agent: str
-    prompt: str = "{message}"
-    description: str = ""
-
-
-def _builtin_agents() -> dict[str, AgentConfig]:
-    echo = [sys.executable, "-m", "agentdeck.backends.local.echo", "{prompt}"]
-    return {"echo": AgentConfig(command=echo, description="Built-in demo agent: prints its prompt back line by line.")}
-
-
-def _builtin_routines() -> dict[str, RoutineConfig]:
-    greet = RoutineConfig(agent="echo", prompt="Hello from the greet routine!\n{message}", description="Demo routine: echoes a greeting and your message.")
-    return {"greet": greet}
-
-
-class LocalConfig(_Settings):
-    kind: Literal["local"] = "local"
-    agents: dict[str, AgentConfig] = Field(default_factory=_builtin_agents)
-    routines: dict[str, RoutineConfig] = Field(default_factory=_builtin_routines)
-    store: str | None = Field(default=None, description="database URL; default the SQLite file in the data dir")
-    workspace_root: Path | None = Field(default=None, description="spawned agents' workspaces must lie under it")
-    max_children: int = Field(default=8, ge=0, description="runs one run may spawn")
-    max_depth: int = Field(default=3, ge=0, description="how deep spawned runs may nest")
-    lease_seconds: int = Field(default=300, gt=0, description="default task lease")
-    max_output_bytes: int = Field(default=1_000_000, gt=0, description="output kept per run")
-    cancel_grace_seconds: float = Field(default=3.0, ge=0)
-    supervisor_timeout_seconds: float = Field(
-        default=30.0, ge=1, description="a run whose supervisor sent no heartbeat for this long is failed as supervisor_lost, by any reader"
-    )
-
-    @model_validator(mode="after")
-    def _builtin_routines_need_their_agent(self) -> LocalConfig:
-        # A file that declares its own agents (and no routines) should not fail on the demo
-        # routine's missing echo agent: the built-in routines go where their agent went.
-        if "routines" not in self.model_fields_set:
-            self.routines = {n: r for n, r in self.routines.items() if r.agent in self.agents}
-        return self
-
-    @field_validator("agents", "routines")
-    @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not re.match(_NAME, name):
-                raise ValueError(f"name {name!r} must be letters, digits, '_', '.', '-' (at most 64)")
-        return value
-
-
-class _Remote(_Settings):
+class _Remote(BackendSettings):
     timeout_seconds: float = Field(default=30.0, gt=0, description="read timeout of one platform call")
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     max_retries: int = Field(default=3, ge=0, description="retries of safe calls")
@@ -148,6 +74,12 @@ class _Keyed(_Remote):
     api_key_env: str
     secrets_file: Path | None = Field(default=None, description="TOML file of NAME = value; read when the env var is unset")
     api_key: SecretStr | None = Field(default=None, exclude=True, description="resolved at load; never in the file")
+
+    def checks(self, name: str) -> list[tuple[bool, str, str]]:
+        if self.api_key is None:
+            fix = f"Fix: export {self.api_key_env}=<key>, or name a secrets_file in backends.{name}."
+            return [(False, "credentials", f"${self.api_key_env} is not set. {fix}")]
+        return [(True, "credentials", f"${self.api_key_env} is set")]
 
 
 class OzConfig(_Keyed):
@@ -198,13 +130,11 @@ class A2AConfig(_Keyed):
         return agents
 
 
-BackendConfig = Annotated[
-    LocalConfig | AghConfig | OzConfig | ArchAstroConfig | AzureFoundryConfig | AgentOsConfig | A2AConfig,
-    Field(discriminator="kind"),
-]
+AnyBackendConfig = LocalConfig | AghConfig | OzConfig | ArchAstroConfig | AzureFoundryConfig | AgentOsConfig | A2AConfig
+BackendConfig = Annotated[AnyBackendConfig, Field(discriminator="kind")]
 
 
-class OAuthConfig(_Settings):
+class OAuthConfig(Settings):
     """OAuth 2.1 resource-server mode: tokens issued by `issuer_url`, checked by introspection."""
 
     issuer_url: str = Field(description="the authorization server that issues tokens for this server")
@@ -220,14 +150,14 @@ class OAuthConfig(_Settings):
     client_secret: SecretStr | None = Field(default=None, exclude=True)
 
 
-class BearerToken(_Settings):
+class BearerToken(Settings):
     """A static HTTP bearer token and the identity its holder gets (None: the server's own)."""
 
     identity: str | None
     value: SecretStr
 
 
-class HttpConfig(_Settings):
+class HttpConfig(Settings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     path: str = "/mcp"
@@ -259,7 +189,7 @@ class HttpConfig(_Settings):
     request_state_keys: list[SecretStr] = Field(default_factory=list, exclude=True)
 
 
-class Config(_Settings):
+class Config(Settings):
     default: str = "local"
     backends: dict[str, BackendConfig] = Field(default_factory=lambda: {"local": LocalConfig()})  # type: ignore[arg-type]  # a dict of the union is built from one member
     identity: str | None = Field(default=None, description="who this caller is on channels and task claims")
@@ -395,7 +325,7 @@ def _check(config: Config) -> None:
     if config.default not in config.backends:
         raise ConfigError(f"default: backend {config.default!r} is not configured; choose one of {sorted(config.backends)}")
     for name, backend in config.backends.items():
-        if not re.match(_NAME, name):
+        if not re.match(NAME, name):
             raise ConfigError(f"backends.{name}: names are letters, digits, '_', '.', '-'")
         if isinstance(backend, LocalConfig):
             for routine, spec in backend.routines.items():

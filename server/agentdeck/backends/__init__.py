@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, Unpack
 
 import anyio
 import anyio.abc
 
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
+from agentdeck.config import AnyBackendConfig, Config
 from agentdeck.errors import ConfigError, InvalidArgument
 from agentdeck.identity import Caller, current, process_caller
 
-__all__ = ["Backend", "Capability", "Deck"]
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = ["Backend", "Capability", "Deck", "build"]
 
 log = logging.getLogger("agentdeck")
 
-# kind -> "module:Class"; a remote adapter's class takes (name, settings, *, identity, transport),
-# where transport is None (real network) or an httpx2 transport that tests bind to an emulator.
-ADAPTERS = {
+# kind -> "module:Class", imported on first use; each class takes (name, its own settings, **BuildEnv).
+ADAPTERS: dict[str, str] = {
+    "local": "agentdeck.backends.local.backend:LocalBackend",
     "agh": "agentdeck.backends.agh:AghBackend",
     "oz": "agentdeck.backends.oz:OzBackend",
     "archastro": "agentdeck.backends.archastro:ArchAstroBackend",
@@ -30,6 +33,27 @@ ADAPTERS = {
     "agent_os": "agentdeck.backends.agent_os:AgentOsBackend",
     "a2a": "agentdeck.backends.a2a:A2ABackend",
 }
+
+
+class _Adapter(Protocol):
+    """An adapter class: built from its own settings (the table above pairs each kind with its class)."""
+
+    def __call__(self, name: str, settings: AnyBackendConfig, **env: Unpack[BuildEnv]) -> Backend: ...
+
+
+def build(name: str, settings: AnyBackendConfig, env: BuildEnv) -> Backend:
+    """The adapter of `settings.kind`, built from its settings.
+
+    Raises:
+        ConfigError: the adapter's module (or a library it needs) is not in this build.
+    """
+    module_name, _, class_name = ADAPTERS[settings.kind].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"backends.{name}: the {settings.kind} adapter is not available in this build ({exc.name})") from None
+    adapter: _Adapter = getattr(module, class_name)
+    return adapter(name, settings, **env)
 
 
 class Deck:
@@ -44,13 +68,15 @@ class Deck:
         self._stopping = False
 
     @classmethod
-    def from_config(cls, config: Any, transports: dict[str, Any] | None = None) -> Deck:
+    def from_config(cls, config: Config, transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None) -> Deck:
         """Build every configured backend; `transports` (tests) binds a remote one to an in-process app."""
+        owner = process_caller(config)
         backends: dict[str, Backend] = {}
         for name, settings in config.backends.items():
-            backends[name] = _build(name, settings, config, (transports or {}).get(name))
+            env = BuildEnv(identity=config.resolved_identity, owner=owner, data_dir=config.resolved_data_dir, transport=(transports or {}).get(name))
+            backends[name] = build(name, settings, env)
             backends[name].max_wait_seconds = config.max_wait_seconds
-        return cls(backends, config.default, process_caller(config))
+        return cls(backends, config.default, owner)
 
     def caller(self) -> Caller:
         """Who the request being served comes from (see identity.py)."""
@@ -120,28 +146,3 @@ class Deck:
                 await backend.aclose()
             except Exception:
                 log.exception("closing backend %s failed", backend.name)
-
-
-def _build(name: str, settings: Any, config: Any, transport: Any) -> Backend:
-    if settings.kind == "local":
-        from agentdeck.backends.local.backend import LocalBackend
-
-        data_dir: Path = config.resolved_data_dir
-        return LocalBackend(
-            name,
-            settings,
-            owner=process_caller(config),
-            data_dir=data_dir,
-            config_path=getattr(config, "source_path", None),
-        )
-    target = ADAPTERS.get(settings.kind)
-    if target is None:
-        raise ConfigError(f"backends.{name}.kind: unknown kind {settings.kind!r}")
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"backends.{name}: the {settings.kind} adapter is not available in this build ({exc.name})") from None
-    adapter: type[Backend] = getattr(module, class_name)
-    extra = {"data_dir": config.resolved_data_dir} if settings.kind in ("agh", "oz", "azure_foundry") else {}
-    return adapter(name, settings, identity=config.resolved_identity, transport=transport, **extra)  # type: ignore[call-arg]

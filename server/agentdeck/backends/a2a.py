@@ -19,16 +19,17 @@ refusals included (its dialect), into our models and errors.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import Any, Unpack
 
 import anyio
-import httpx2
 
 from agentdeck.backends.a2a_client import A2AAgent, A2AClient, segment
 from agentdeck.backends.a2a_follow import TaskFollow
 from agentdeck.backends.a2a_wire import agent_from_card, events_from_task, file_content, files_from_task, message, run_from_task, split_run_id
-from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key, poll_until_done
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, only_metadata_key, poll_until_done
+from agentdeck.backends.requests import RunFilter, SpawnRequest
+from agentdeck.config import A2AConfig
 from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unsupported
 from agentdeck.models import AgentList, FileContent, Run, RunEventPage, RunPage, SessionFileList
 
@@ -45,8 +46,9 @@ class A2ABackend(Backend):
         {Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS, Capability.FILES}
     )
 
-    def __init__(self, name: str, settings: Any, *, identity: str = "", transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, settings: A2AConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
         self._a2a = A2AClient(name, settings, transport)
         self._agents = self._a2a.agents
@@ -62,20 +64,9 @@ class A2ABackend(Backend):
             agents.append(agent_from_card(agent.name, await self._a2a.card(agent), self.name))
         return AgentList(agents=agents)
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
-        unsupported = {"name": name, "workspace": workspace, "ttl_seconds": ttl_seconds, "parent_run_id": parent_run_id}
-        context_id = only_metadata_key("A2A tasks", metadata, "context_id", "to continue a conversation", **unsupported)
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, idempotency_key = request.agent, request.prompt, request.idempotency_key
+        context_id = only_metadata_key("A2A tasks", request, "context_id", "to continue a conversation")
         target = self._a2a.agent(agent)
         task = await self._a2a.send(target, message(prompt, key=idempotency_key, context_id=context_id))
         return run_from_task(agent, task, self.name)
@@ -93,16 +84,8 @@ class A2ABackend(Backend):
             raise NotFound(f"Run {run_id} was the agent's direct answer, not a task; its text was in the spawn_agent result.")
         return agent, await self._a2a.task(agent, task_id)
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         if parent_run_id is not None:
             raise Unsupported("A2A tasks have no parent run; call list_runs without parent_run_id.")
         if agent is None and len(self._agents) > 1:

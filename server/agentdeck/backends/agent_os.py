@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
-import httpx2
 
 from agentdeck.backends.agent_os_models import (
     STATUS_PARAM,
@@ -30,9 +29,11 @@ from agentdeck.backends.agent_os_models import (
     read_error,
     run_from_agent_os,
 )
-from agentdeck.backends.base import Backend, Capability, Progress, only_metadata_key
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, only_metadata_key
 from agentdeck.backends.dialect import Auth, Dialect, Overrides, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
+from agentdeck.backends.requests import RunFilter, SpawnRequest
+from agentdeck.config import AgentOsConfig
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, RateLimited, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
@@ -59,8 +60,9 @@ class AgentOsBackend(Backend):
     kind = "agent_os"
     capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_EVENTS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP})
 
-    def __init__(self, name: str, settings: Any, *, identity: str = "", transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, name: str, settings: AgentOsConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
         key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
         refused = explain(Unauthorized, f"Set {settings.api_key_env} to a valid key; auth_header, auth_scheme and headers in backends.{name} must match the server.")
@@ -97,20 +99,9 @@ class AgentOsBackend(Backend):
             agents.setdefault(item["id"], agent_from_agent_os(item, self.name))  # a server ignoring offset repeats pages
         return AgentList(agents=list(agents.values()))
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
-        unsupported = {"name": name, "workspace": workspace, "ttl_seconds": ttl_seconds, "parent_run_id": parent_run_id}
-        thread_id = only_metadata_key("Agent OS runs", metadata, "thread_id", "to continue a thread", **unsupported)
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, idempotency_key = request.agent, request.prompt, request.idempotency_key
+        thread_id = only_metadata_key("Agent OS runs", request, "thread_id", "to continue a thread")
         return await self._create_run(agent, prompt, thread_id, idempotency_key)
 
     async def _create_run(self, agent_id: str, message: str, thread_id: str | None, key: str | None) -> Run:
@@ -137,16 +128,8 @@ class AgentOsBackend(Backend):
     async def get_run(self, run_id: str) -> Run:
         return run_from_agent_os(await self._call("GET", f"/runs/{_seg(run_id)}", errors=_run_missing(run_id)), self.name)
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         if parent_run_id is not None:
             raise Unsupported("Agent OS runs have no parent run; call list_runs without parent_run_id.")
         offset = _offset(cursor)

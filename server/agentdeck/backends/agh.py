@@ -31,7 +31,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
@@ -48,9 +48,11 @@ from agentdeck.backends.agh_models import (
     when,
 )
 from agentdeck.backends.agh_runs import AghRuns
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.dialect import Dialect, Overrides, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
+from agentdeck.backends.requests import MessageDraft
+from agentdeck.config import AghConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, LeaseLost, Timeout, Unauthorized
 from agentdeck.models import Channel, ChannelList, ChannelMessage, ClaimResult, Lease, MessageBatch, Run, Task
 
@@ -66,8 +68,9 @@ class AghBackend(AghRuns, Backend):
         Capability.CHANNELS, Capability.TASKS, Capability.CONTEXT,
     })
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
+    def __init__(self, name: str, settings: AghConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport, data_dir = env.get("transport"), env.get("data_dir")
         self.settings = settings
         self._session = (settings.session_id or "").strip()
         self._agent = (settings.agent or "").strip()
@@ -150,16 +153,8 @@ class AghBackend(AghRuns, Backend):
             ]
         )
 
-    async def send_channel_message(
-        self,
-        channel: str,
-        body: str,
-        *,
-        kind: str | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ChannelMessage:
+    async def send_channel_message(self, draft: MessageDraft) -> ChannelMessage:
+        channel, body, kind, correlation_id, reply_to, idempotency_key = draft.channel, draft.body, draft.kind, draft.correlation_id, draft.reply_to, draft.idempotency_key
         channel = channel_name(channel)
         key = {"idempotency_key": idempotency_key} if idempotency_key else {}
         if reply_to:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from agentdeck.backends.agh_models import SPAWN_OPTIONS, run_from_session, when
 from agentdeck.backends.base import Progress, poll_until_done
 from agentdeck.backends.dialect import Overrides, explain
+from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.models import Agent, AgentList, Run, RunEvent, RunEventPage, RunPage
 
@@ -54,18 +55,9 @@ class AghRuns:
             agents.append(Agent(name=item["name"], backend=self.name, description=f"AGH agent ({model})" if model else "AGH agent"))
         return AgentList(agents=agents)
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         caller = self._session
         if workspace:
             raise InvalidArgument("AGH starts a spawned agent in your own session's workspace; omit workspace.")
@@ -137,16 +129,8 @@ class AghRuns:
             403: explain(Unauthorized, "The daemon serves its session routes only on its Unix socket or a loopback bind; reach it there (socket or base_url)."),
         }
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         """The children your session spawned (AGH lists the workspace's sessions), newest first."""
         parent = parent_run_id or self._session
         body = await self._call("GET", "/api/sessions", params={"workspace": await self._workspace_of_runs()})

@@ -13,8 +13,8 @@ parent run) in two reserved metadata keys, hidden again on the way out.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import Any, Unpack
 
 from agentdeck.backends.archastro_models import (
     AGENT_PAGES,
@@ -34,10 +34,12 @@ from agentdeck.backends.archastro_models import (
     split_options,
 )
 from agentdeck.backends.archastro_sessions import SessionEvents
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.dialect import Auth, Dialect, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
+from agentdeck.backends.requests import RoutineCall, RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
+from agentdeck.config import ArchAstroConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unsupported
 from agentdeck.models import Agent, AgentList, Routine, RoutineList, Run, RunError, RunPage
 
@@ -53,10 +55,11 @@ class ArchAstroBackend(SessionEvents, Backend):
         Capability.ROUTINES, Capability.SESSION_DELETE,
     })
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None) -> None:
+    def __init__(self, name: str, settings: ArchAstroConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        transport = env.get("transport")
         self.settings = settings
-        key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        key = settings.api_key.get_secret_value() if settings.api_key else ""
         missing = f"Backend '{name}' has no ArchAstro API key: set {settings.api_key_env} (or secrets_file) to an sk_ key and restart."
         self._client = PlatformClient(
             "ArchAstro",
@@ -102,18 +105,9 @@ class ArchAstroBackend(SessionEvents, Backend):
                 return matches[0]
         raise NotFound(f"No single ArchAstro agent '{ref}'; pass an agent id (agi_...) or lookup key from list_agents.")
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         if ttl_seconds is not None:
             raise InvalidArgument(
                 "ArchAstro sessions have no time limit, so ttl_seconds cannot be honoured; omit it and bound the session "
@@ -141,16 +135,8 @@ class ArchAstroBackend(SessionEvents, Backend):
 
     # --- runs ------------------------------------------------------------------------------
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         params: dict[str, Any] = {"limit": SESSION_WINDOW}
         if state is not None:
             statuses = [s for s, normal in SESSION_STATES.items() if normal == state]
@@ -274,15 +260,8 @@ class ArchAstroBackend(SessionEvents, Backend):
             raise NotFound(f"No ArchAstro routine '{ref}'; use a name from list_routines (lookup key or arn_ id).")
         return self._routine_ids[ref]
 
-    async def invoke_routine(
-        self,
-        routine: str,
-        *,
-        message: str | None = None,
-        idempotency_key: str | None = None,
-        session_key: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Run:
+    async def invoke_routine(self, call: RoutineCall) -> Run:
+        routine, message, idempotency_key, session_key, metadata = call.routine, call.message, call.idempotency_key, call.session_key, call.metadata
         if not message:
             raise InvalidArgument("ArchAstro routines need a message: pass the text the routine's agent should act on.")
         options, stored = split_options(metadata, INVOKE_OPTIONS, "invoke")

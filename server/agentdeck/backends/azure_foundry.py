@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx2
@@ -38,10 +37,11 @@ from agentdeck.backends.azure_foundry_auth import SCOPE, EntraToken
 from agentdeck.backends.azure_foundry_files import SessionFiles
 from agentdeck.backends.azure_foundry_turns import FOUNDRY_FEATURES, apply_turns, failed_turn, turn_events, turn_from_response
 from agentdeck.backends.azure_foundry_wire import ENDED, STATES, check_id, check_session_id, iso, read_error
-from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.base import Backend, BuildEnv, Capability
 from agentdeck.backends.dialect import Auth, Dialect, ErrorFactory, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts, collect_pages
 from agentdeck.backends.records import Records
+from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
 from agentdeck.config import AzureFoundryConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unavailable
@@ -72,16 +72,9 @@ class AzureFoundryBackend(SessionFiles, Backend):
         }
     )
 
-    def __init__(
-        self,
-        name: str,
-        settings: AzureFoundryConfig,
-        *,
-        identity: str,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        data_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, name: str, settings: AzureFoundryConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        identity, transport, data_dir = env.get("identity", ""), env.get("transport"), env.get("data_dir")
         self.settings = settings
         self.identity = identity
         self.max_upload_bytes = MAX_UPLOAD_BYTES
@@ -212,18 +205,9 @@ class AzureFoundryBackend(SessionFiles, Backend):
             agents.append(Agent(name=item["name"], backend=self.name, description=text + version))
         return AgentList(agents=agents)
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         extra = [k for k, v in (("workspace", workspace), ("ttl_seconds", ttl_seconds), ("metadata", metadata), ("parent_run_id", parent_run_id)) if v]
         if extra:
             raise InvalidArgument(f"Azure AI Foundry sessions take no {', '.join(extra)}; call again without {'them' if len(extra) > 1 else 'it'}.")
@@ -298,16 +282,8 @@ class AzureFoundryBackend(SessionFiles, Backend):
         turns = self._turns.read(run.id).get("turns") or []
         return turn_events(run.id, self.name, turns, after_seq=after_seq, limit=limit, state=run.state)
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         if parent_run_id:
             return RunPage(runs=[])  # sessions never have a parent run
         if agent is None and self._default_agent() is None:

@@ -13,12 +13,14 @@ import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 import anyio.abc
 
-from agentdeck.errors import InvalidArgument, Unsupported
+from agentdeck.backends.requests import MessageDraft, RoutineCall, RunFilter, SpawnRequest, TaskDraft
+from agentdeck.errors import AgentdeckError, InvalidArgument, Timeout, Unauthorized, Unavailable, Unsupported
 from agentdeck.models import (
     AgentList,
     ChannelList,
@@ -35,10 +37,33 @@ from agentdeck.models import (
     Task,
 )
 
-__all__ = ["Backend", "Capability", "Progress", "TaskView", "only_metadata_key", "poll_until_done"]
+if TYPE_CHECKING:
+    import httpx2
+
+    from agentdeck.identity import Caller
+
+__all__ = ["Backend", "BuildEnv", "Capability", "Check", "Progress", "TaskView", "only_metadata_key", "poll_until_done"]
 
 Progress = Callable[[float, str], Awaitable[None]]
 """Called with a monotonically increasing count and a short message while a call waits."""
+
+Check = tuple[bool, str, str]
+"""One line of `agentdeck doctor`: passed, what was checked, and the detail (with a fix when it failed)."""
+
+
+class BuildEnv(TypedDict, total=False):
+    """What an adapter is built with besides its own settings; each adapter takes the keys it uses."""
+
+    identity: str
+    """Who this process is on channels and task claims."""
+    owner: Caller
+    """The process's own caller (the local platform's operator)."""
+    data_dir: Path
+    """Where an adapter keeps what must survive a restart (idempotency keys, the local store)."""
+    config_path: str | None
+    """The config file the local platform's agents are pointed at."""
+    transport: httpx2.AsyncBaseTransport | None
+    """None: the network; tests bind an adapter to an in-process emulator with one."""
 
 
 @dataclass(frozen=True)
@@ -96,31 +121,11 @@ class Backend:
     async def list_agents(self) -> AgentList:
         raise self._unsupported("list agents")
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
         raise self._unsupported("spawn agents")
 
     # runs
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
         raise self._unsupported("list runs")
 
     async def get_run(self, run_id: str) -> Run:
@@ -143,16 +148,7 @@ class Backend:
     async def list_channels(self) -> ChannelList:
         raise self._unsupported("use channels")
 
-    async def send_channel_message(
-        self,
-        channel: str,
-        body: str,
-        *,
-        kind: str | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ChannelMessage:
+    async def send_channel_message(self, draft: MessageDraft) -> ChannelMessage:
         raise self._unsupported("use channels")
 
     async def receive_channel_messages(self, channel: str, *, wait_seconds: float = 0, limit: int = 20, after: str | None = None) -> MessageBatch:
@@ -164,16 +160,7 @@ class Backend:
         raise self._unsupported("read channel history")
 
     # tasks
-    async def create_task(
-        self,
-        title: str,
-        *,
-        payload: Any = None,
-        queue: str | None = None,
-        priority: int = 0,
-        max_attempts: int = 3,
-        idempotency_key: str | None = None,
-    ) -> Task:
+    async def create_task(self, draft: TaskDraft) -> Task:
         raise self._unsupported("create tasks")
 
     async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
@@ -195,15 +182,7 @@ class Backend:
     async def list_routines(self) -> RoutineList:
         raise self._unsupported("list routines")
 
-    async def invoke_routine(
-        self,
-        routine: str,
-        *,
-        message: str | None = None,
-        idempotency_key: str | None = None,
-        session_key: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Run:
+    async def invoke_routine(self, call: RoutineCall) -> Run:
         raise self._unsupported("invoke routines")
 
     async def list_routine_runs(
@@ -258,6 +237,26 @@ class Backend:
         """Platform-side facts about the caller (identity, soul, coordinator); empty when none."""
         return {}
 
+    async def doctor(self) -> list[Check]:
+        """Checks for `agentdeck doctor`; by default one cheap read that needs working credentials.
+
+        A backend that knows more about its platform (a store, a daemon, agent cards) overrides it.
+        """
+        try:
+            if Capability.AGENTS in self.capabilities:
+                await self.list_agents()
+            elif Capability.RUNS in self.capabilities:
+                await self.list_runs(RunFilter(limit=1))
+            elif Capability.CHANNELS in self.capabilities:
+                await self.list_channels()
+            return [(True, "reachable, identity accepted", self.kind)]
+        except Unauthorized as exc:
+            return [(False, "identity accepted", f"{exc.message} Fix: check the key or identity this backend uses.")]
+        except (Unavailable, Timeout) as exc:
+            return [(False, "reachable", f"{exc.message} Fix: check the URL (base_url/endpoint/socket) and that the platform is up.")]
+        except AgentdeckError as exc:
+            return [(False, "reachable", f"{exc.code}: {exc.message}")]
+
 
 async def poll_until_done(
     get_run: Callable[[str], Awaitable[Run]],
@@ -282,20 +281,22 @@ async def poll_until_done(
     return await get_run(run_id)
 
 
-def only_metadata_key(runs: str, metadata: dict[str, Any] | None, key: str, purpose: str, **unsupported: Any) -> str | None:
+def only_metadata_key(runs: str, request: SpawnRequest, key: str, purpose: str) -> str | None:
     """For a platform whose spawn takes one metadata string (`key`, for `purpose`): that value.
 
     Raises:
-        Unsupported: an argument in `unsupported` was given; `runs` names the platform's runs.
+        Unsupported: the request sets name, workspace, ttl_seconds or parent_run_id; `runs` names the platform's runs.
         InvalidArgument: metadata holds another key, or `key` is not a non-empty string.
     """
+    unsupported = {"name": request.name, "workspace": request.workspace, "ttl_seconds": request.ttl_seconds, "parent_run_id": request.parent_run_id}
     for arg, value in unsupported.items():
         if value is not None:
             raise Unsupported(f"{runs} have no {arg}; call spawn_agent again without it.")
-    extra = sorted(set(metadata or {}) - {key})
+    metadata = request.metadata or {}
+    extra = sorted(set(metadata) - {key})
     if extra:
         raise InvalidArgument(f"On this platform, metadata may only carry {key} ({purpose}); remove {', '.join(extra)}.")
-    value = (metadata or {}).get(key)
+    value = metadata.get(key)
     if value is not None and (not isinstance(value, str) or not value):
         raise InvalidArgument(f"metadata.{key} must be a non-empty string from a run's thread_id.")
     return value

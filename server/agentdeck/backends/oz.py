@@ -30,18 +30,19 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
-from agentdeck.backends.base import Backend, Capability, Progress, poll_until_done
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, poll_until_done
 from agentdeck.backends.dialect import Auth, Overrides, explain
 from agentdeck.backends.http import PlatformClient, RetryPolicy, Timeouts
 from agentdeck.backends.oz_events import FOLLOWUP_MODE, conversation_events, page_events, transcript_event
 from agentdeck.backends.oz_files import RunFiles
 from agentdeck.backends.oz_models import DETAILS, DIALECT, KEY_FIELD, STATE_FILTERS, run_from_oz
 from agentdeck.backends.records import Records
+from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.backends.times import parse_time
+from agentdeck.config import OzConfig
 from agentdeck.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unsupported
 from agentdeck.models import Agent, AgentList, Run, RunEventPage, RunPage
 
@@ -74,11 +75,12 @@ class OzBackend(RunFiles, Backend):
     kind = "oz"
     capabilities = frozenset({Capability.AGENTS, Capability.RUNS, Capability.RUN_CANCEL, Capability.RUN_FOLLOWUP, Capability.RUN_EVENTS, Capability.FILES})
 
-    def __init__(self, name: str, settings: Any, *, identity: str | None = None, transport: Any = None, data_dir: Path | None = None) -> None:
+    def __init__(self, name: str, settings: OzConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        identity, transport, data_dir = env.get("identity"), env.get("transport"), env.get("data_dir")
         self.settings = settings
         self.identity = identity or ""
-        key = settings.api_key.get_secret_value() if getattr(settings, "api_key", None) else ""
+        key = settings.api_key.get_secret_value() if settings.api_key else ""
         timeouts = Timeouts(read=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
         retry = RetryPolicy(max_retries=settings.max_retries)
         missing = f"Backend '{name}' has no Warp API key: set {settings.api_key_env} (or secrets_file) and restart."
@@ -133,18 +135,9 @@ class OzBackend(RunFiles, Backend):
             return variants[0] if variants else None
         return None
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         if workspace is not None:
             raise InvalidArgument("Oz runs in a cloud environment, not a workspace directory; omit workspace and pass metadata.environment_id instead.")
         if ttl_seconds is not None:
@@ -236,16 +229,8 @@ class OzBackend(RunFiles, Backend):
     async def get_run(self, run_id: str) -> Run:
         return self._run(await self._call("GET", self._path(run_id)))
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         params: list[tuple[str, Any]] = [("limit", limit), ("sort_by", "created_at"), ("sort_order", "desc")]
         if state is not None:
             if state not in STATE_FILTERS:

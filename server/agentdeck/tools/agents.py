@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.requests import SpawnRequest
 from agentdeck.models import AgentList, Run
 from agentdeck.tools.base import tool
 from agentdeck.tools.params import IdempotencyKey, Metadata
@@ -33,7 +34,7 @@ async def spawn_agent(
     idempotency_key: IdempotencyKey = None,
 ) -> Run:
     """Start an agent on a task; returns its run at once: follow it with wait_for_run."""
-    return await backend.spawn_agent(
+    request = SpawnRequest(
         agent,
         prompt,
         name=name,
@@ -43,6 +44,7 @@ async def spawn_agent(
         parent_run_id=parent_run_id,
         idempotency_key=idempotency_key,
     )
+    return await backend.spawn_agent(request)
 
 
 TOOLS = [list_agents, spawn_agent]

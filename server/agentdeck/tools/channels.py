@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.requests import MessageDraft
 from agentdeck.models import ChannelList, ChannelMessage, MessageBatch
 from agentdeck.tools.base import tool
 from agentdeck.tools.params import IdempotencyKey
@@ -33,9 +34,8 @@ async def send_channel_message(
     idempotency_key: IdempotencyKey = None,
 ) -> ChannelMessage:
     """Post to a channel (created on first use); others read it with receive_channel_messages."""
-    sent = await backend.send_channel_message(
-        channel, body, kind=kind, correlation_id=correlation_id, reply_to=reply_to, idempotency_key=idempotency_key
-    )
+    draft = MessageDraft(channel, body, kind=kind, correlation_id=correlation_id, reply_to=reply_to, idempotency_key=idempotency_key)
+    sent = await backend.send_channel_message(draft)
     return sent.model_copy(update={"from_you": True})
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.requests import RoutineCall
 from agentdeck.models import RoutineList, Run, RunPage, RunState
 from agentdeck.tools.base import tool
 from agentdeck.tools.params import Cursor, IdempotencyKey, Limit, Metadata
@@ -32,7 +33,8 @@ async def invoke_routine(
     metadata: Metadata = None,
 ) -> Run:
     """Start a routine; returns its run. Follow it with wait_for_run."""
-    return await backend.invoke_routine(routine, message=message, idempotency_key=idempotency_key, session_key=session_key, metadata=metadata)
+    call = RoutineCall(routine, message=message, idempotency_key=idempotency_key, session_key=session_key, metadata=metadata)
+    return await backend.invoke_routine(call)
 
 
 @tool("routines", "List routine runs", Capability.ROUTINES, read_only=True)

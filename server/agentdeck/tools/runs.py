@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.requests import RunFilter
 from agentdeck.models import Run, RunEventPage, RunPage, RunState
 from agentdeck.tools.base import tool
 from agentdeck.tools.params import Cursor, Limit, RunId
@@ -29,7 +30,8 @@ async def list_runs(
     cursor: Cursor = None,
 ) -> RunPage:
     """List runs, newest first; for more, pass next_cursor back as cursor."""
-    return await backend.list_runs(state=state, agent=agent, parent_run_id=parent_run_id, created_after=created_after, limit=limit, cursor=cursor)
+    query = RunFilter(state=state, agent=agent, parent_run_id=parent_run_id, created_after=created_after, limit=limit, cursor=cursor)
+    return await backend.list_runs(query)
 
 
 @tool("runs", "Get run", Capability.RUNS, read_only=True)

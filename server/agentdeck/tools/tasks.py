@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from agentdeck.backends.base import Backend, Capability
+from agentdeck.backends.requests import TaskDraft
 from agentdeck.models import ClaimResult, Lease, Task
 from agentdeck.tools.base import tool
 from agentdeck.tools.params import AnyJson, IdempotencyKey
@@ -29,7 +30,8 @@ async def create_task(
     idempotency_key: IdempotencyKey = None,
 ) -> Task:
     """Queue a task for an agent to take with claim_task."""
-    return await backend.create_task(title, payload=payload, queue=queue, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key)
+    draft = TaskDraft(title, payload=payload, queue=queue, priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key)
+    return await backend.create_task(draft)
 
 
 @tool("tasks", "Claim task", Capability.TASKS)

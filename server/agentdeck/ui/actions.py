@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from agentdeck.backends import Backend
+from agentdeck.backends.requests import MessageDraft, RoutineCall
 from agentdeck.errors import AgentdeckError, InvalidArgument
 from agentdeck.ui.dashboard import MOUNT, Dashboard
 from agentdeck.ui.guard import csrf_ok
@@ -36,7 +37,7 @@ def _field(form: FormData, name: str, *, required: bool = True) -> str:
 async def _post(backend: Backend, form: FormData) -> tuple[str, str | None, str]:
     channel, body = _field(form, "channel"), _field(form, "body")
     reply_to = _field(form, "reply_to", required=False) or None
-    message = await backend.send_channel_message(channel, body, kind=_field(form, "kind", required=False) or None, reply_to=reply_to)
+    message = await backend.send_channel_message(MessageDraft(channel, body, kind=_field(form, "kind", required=False) or None, reply_to=reply_to))
     what = f"#{message.channel} message {message.id}" + (f" (reply to {reply_to})" if reply_to else "")
     return what, body, f"{MOUNT}/channels/{quote(backend.name)}/{quote(message.channel)}"
 
@@ -58,7 +59,7 @@ def _override(outcome: str) -> Act:
 async def _invoke(backend: Backend, form: FormData) -> tuple[str, str | None, str]:
     routine = _field(form, "routine")
     message = _field(form, "message", required=False)
-    run = await backend.invoke_routine(routine, message=message or None)
+    run = await backend.invoke_routine(RoutineCall(routine, message=message or None))
     return f"routine {routine} as run {run.id}", message or None, f"{MOUNT}/runs/{quote(backend.name)}/{quote(run.id)}"
 
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from agentdeck.backends import Backend, Capability
 from agentdeck.backends.local.overview import COUNT_CAP
+from agentdeck.backends.requests import RunFilter
 from agentdeck.errors import AgentdeckError, InvalidArgument
 from agentdeck.models import ChannelMessage, Run
 from agentdeck.ui.dashboard import Dashboard
@@ -35,7 +36,7 @@ class View:
 
 
 async def _runs(dash: Dashboard, backend: Backend, params: dict[str, str]) -> dict[str, Any]:
-    page = await backend.list_runs(limit=PAGE, cursor=params.get("cursor") or None, state=params.get("state") or None)
+    page = await backend.list_runs(RunFilter(limit=PAGE, cursor=params.get("cursor") or None, state=params.get("state") or None))
     return {"runs": page.runs, "next_cursor": page.next_cursor}
 
 
@@ -53,7 +54,7 @@ async def _run(dash: Dashboard, backend: Backend, params: dict[str, str]) -> dic
     children = []
     if Capability.RUNS in backend.capabilities:
         try:
-            children = (await backend.list_runs(parent_run_id=run.id, limit=_MAX_TREE)).runs
+            children = (await backend.list_runs(RunFilter(parent_run_id=run.id, limit=_MAX_TREE))).runs
         except AgentdeckError:
             pass  # a platform that cannot filter by parent shows no children
     return {"run": run, "ancestors": ancestors, "children": children}

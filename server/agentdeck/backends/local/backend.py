@@ -16,14 +16,14 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
 
-from agentdeck.backends.base import Backend, Capability, Progress
+from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress
 from agentdeck.backends.local.channels import Channels
 from agentdeck.backends.local.guard import end_run_group
 from agentdeck.backends.local.launch import agent_argv, check_prompt, prompt_file, start_supervisor
@@ -36,6 +36,7 @@ from agentdeck.backends.local.tasks import Tasks
 from agentdeck.backends.local.wakeups import SocketWakeups, Wakeups
 from agentdeck.backends.local.watch import Change, Watcher
 from agentdeck.backends.local.worktree_runs import WorktreeRuns
+from agentdeck.backends.requests import RoutineCall, RunFilter, SpawnRequest
 from agentdeck.config import AgentConfig, LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
 from agentdeck.identity import Caller, current
@@ -96,8 +97,9 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     run_credentials: Callable[[str, float], dict[str, str]] | None = None
     """(run id, seconds) -> environment that lets the run's agent connect to this server as itself; set when serving HTTP."""
 
-    def __init__(self, name: str, config: LocalConfig, *, owner: Caller, data_dir: Path, config_path: str | None = None) -> None:
+    def __init__(self, name: str, config: LocalConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
+        owner, data_dir, config_path = env["owner"], env["data_dir"], env.get("config_path")
         self.config = config
         self.owner = owner
         self.data_dir = data_dir
@@ -161,18 +163,9 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     async def list_agents(self) -> AgentList:
         return AgentList(agents=[Agent(name=n, backend=self.name, description=a.description) for n, a in self.config.agents.items()])
 
-    async def spawn_agent(
-        self,
-        agent: str,
-        prompt: str,
-        *,
-        name: str | None = None,
-        workspace: str | None = None,
-        ttl_seconds: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        parent_run_id: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Run:
+    async def spawn_agent(self, request: SpawnRequest) -> Run:
+        agent, prompt, name, workspace = request.agent, request.prompt, request.name, request.workspace
+        ttl_seconds, metadata, parent_run_id, idempotency_key = request.ttl_seconds, request.metadata, request.parent_run_id, request.idempotency_key
         return await self._start_run(
             agent,
             prompt,
@@ -357,17 +350,8 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
     async def get_run(self, run_id: str) -> Run:
         return self._run(await self._get(run_id))
 
-    async def list_runs(
-        self,
-        *,
-        state: str | None = None,
-        agent: str | None = None,
-        parent_run_id: str | None = None,
-        created_after: datetime | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-        routine: str | None = None,
-    ) -> RunPage:
+    async def list_runs(self, query: RunFilter, routine: str | None = None) -> RunPage:
+        state, agent, parent_run_id, created_after, limit, cursor = query.state, query.agent, query.parent_run_id, query.created_after, query.limit, query.cursor
         filters: dict[str, Any] = {"state": state, "agent": agent, "parent_run_id": parent_run_id, "routine": routine}
         if created_after is not None:
             moment = created_after if created_after.tzinfo else created_after.replace(tzinfo=UTC)
@@ -462,15 +446,8 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
             raise NotFound(f"No routine '{routine}' on backend '{self.name}'. Defined routines: {names}. Call list_routines.")
         return spec
 
-    async def invoke_routine(
-        self,
-        routine: str,
-        *,
-        message: str | None = None,
-        idempotency_key: str | None = None,
-        session_key: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Run:
+    async def invoke_routine(self, call: RoutineCall) -> Run:
+        routine, message, idempotency_key, session_key, metadata = call.routine, call.message, call.idempotency_key, call.session_key, call.metadata
         spec = self._routine(routine)
         return await self._start_run(
             spec.agent,
@@ -485,7 +462,7 @@ class LocalBackend(Overview, Channels, Tasks, WorktreeRuns, Backend):
 
     async def list_routine_runs(self, routine: str, *, status: str | None = None, limit: int = 20, cursor: str | None = None) -> RunPage:
         self._routine(routine)
-        return await self.list_runs(state=status, routine=routine, limit=limit, cursor=cursor)
+        return await self.list_runs(RunFilter(state=status, limit=limit, cursor=cursor), routine=routine)
 
     async def context(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from typing import Any
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
 from agentdeck.backends.local.store import Store
 from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.requests import MessageDraft
 from agentdeck.errors import InvalidArgument, NotFound
 from agentdeck.models import Channel, ChannelList, ChannelMessage, MessageBatch
 
@@ -60,16 +61,8 @@ class Channels:
             channels=[Channel(name=r["name"], backend=self.name, message_count=r["message_count"], last_message_at=ts(r["last_message_at"])) for r in rows]
         )
 
-    async def send_channel_message(
-        self,
-        channel: str,
-        body: str,
-        *,
-        kind: str | None = None,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> ChannelMessage:
+    async def send_channel_message(self, draft: MessageDraft) -> ChannelMessage:
+        channel, body, kind, correlation_id, reply_to, idempotency_key = draft.channel, draft.body, draft.kind, draft.correlation_id, draft.reply_to, draft.idempotency_key
         name = self._channel_name(channel)
         text_size(body, "body", MAX_BODY_BYTES)
         reply_id = None

@@ -10,6 +10,7 @@ from typing import Any
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, loads, text_size, ts
 from agentdeck.backends.local.store import ForeignClaim, LeaseError, Store, UnknownClaim, WrongToken, new_id
 from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.requests import TaskDraft
 from agentdeck.config import LocalConfig
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized
 from agentdeck.models import ClaimResult, Lease, Task
@@ -61,9 +62,8 @@ class Tasks:
             raise InvalidArgument("queue must be 1-64 letters, digits, '_', '.' or '-'; omit it for the 'default' queue")
         return name
 
-    async def create_task(
-        self, title: str, *, payload: Any = None, queue: str | None = None, priority: int = 0, max_attempts: int = 3, idempotency_key: str | None = None
-    ) -> Task:
+    async def create_task(self, draft: TaskDraft) -> Task:
+        title, payload, queue, priority, max_attempts, idempotency_key = draft.title, draft.payload, draft.queue, draft.priority, draft.max_attempts, draft.idempotency_key
         if not title.strip():
             raise InvalidArgument("title must not be empty; say in a few words what the task is")
         json_size(payload, "payload")
