@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description="agentdeck against baselines measured in the same run")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="fewer, shorter repeats (under two minutes)")
-    size.add_argument("--full", action="store_true", help="the mixed workload for issue 23's 30 s per level (about 4 minutes more)")
+    size.add_argument("--full", action="store_true", help="the mixed workload for issue 23's 30 s per level (about 4 minutes longer)")
     parser.add_argument("--only", help=f"comma-separated benchmarks: {', '.join(BENCHMARKS + EXTRAS)}")
     parser.add_argument("--all", action="store_true", help=f"also the older benchmarks issue 23 does not name ({', '.join(EXTRAS)})")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"), help="where to write the JSON (default bench/results.json)")

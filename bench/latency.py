@@ -34,7 +34,7 @@ async def _transport(settings: Settings, transport: str) -> list[Row]:
     run_id = seed_run(home / "data")
     deck, b1 = agentdeck(home, log), baseline(log)
     calls = {deck.name: ("get_run", {"run_id": run_id}), b1.name: ("echo", {"text": run_id})}
-    repeats, n = settings.pick(5, 3), settings.pick(400, 200)
+    repeats, n = settings.pick(5, 3), settings.pick(300, 150)
     async with AsyncExitStack() as stack:
         clients: dict[str, Client] = {}
         for server in (deck, b1):

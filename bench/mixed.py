@@ -15,7 +15,7 @@ With a PostgreSQL server (AGENTDECK_BENCH_POSTGRES, see bench/postgres.py) the w
 runs on two `--stateless` replicas sharing one fresh schema, sessions spread over both, beside
 one replica on the same store (alternating slices again), with the same checks.
 
-Seconds per level and server: 8 (`--quick`: 3; `--full`: the issue's 30); BENCH_MIXED_SECONDS
+Seconds per level and server: 6 (`--quick`: 3; `--full`: the issue's 30); BENCH_MIXED_SECONDS
 overrides. The rows' notes say which was used.
 """
 
@@ -43,7 +43,7 @@ SLICES = 4  # per server and level
 def seconds_per_level(settings: Settings) -> float:
     if os.environ.get("BENCH_MIXED_SECONDS"):
         return float(os.environ["BENCH_MIXED_SECONDS"])
-    return ISSUE_SECONDS if settings.full else settings.pick(8, 3)
+    return ISSUE_SECONDS if settings.full else settings.pick(6, 3)
 
 
 async def _alternate(loads: dict[str, Load], seconds: float) -> dict[str, list[Slice]]:

@@ -33,7 +33,7 @@ OWN_FEW, OWN_MANY = 1, 300_000
 
 async def _receive_rows(settings: Settings, log: Any) -> list[Row]:
     """Receive after the first message: one message back, past the reader's own 1 or 300,000."""
-    repeats, n = settings.pick(5, 3), settings.pick(200, 100)
+    repeats, n = settings.pick(5, 3), settings.pick(100, 60)
     servers = {own: agentdeck(settings.dir(f"scale-receive-{own}"), log, identity=READER, data_dir=own_messages(settings, own)) for own in (OWN_FEW, OWN_MANY)}
     args = {"channel": "bench", "after": "1", "limit": 20}
     p50: dict[int, list[float]] = {own: [] for own in servers}
