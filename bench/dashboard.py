@@ -108,7 +108,7 @@ async def _event_times(client: httpx2.AsyncClient, ui: _Ui, sender: Any, n: int)
 
 
 async def run(settings: Settings) -> list[Row]:
-    repeats, n = settings.pick(5, 3), settings.pick(20, 10)
+    repeats, n = settings.pick(4, 3), settings.pick(10, 6)
     log = settings.log("dashboard")
     _, dirs = sized(settings)
     servers, uis = {}, {}
