@@ -1,8 +1,9 @@
-"""Issue 20: the dashboard's pages and live events with 100,000 runs and messages against 100.
+"""Issue 23, target 5 for the dashboard (issue 20): its pages with 100,000 runs, tasks and
+messages against 100 (<= 1.3 x), and, for information, its live events.
 
-Two stores are seeded as in scale.py (runs and tasks) plus as many messages on one channel,
-a few of them containing a rare word near the start (so a search for it reads the whole
-channel: the worst case). One `agentdeck ui` process serves each store. Pages are timed as
+The stores are bench/stores.py's, shared with the scale rows: #general holds as many messages
+as there are runs, a few near the start containing a rare word (so a search for it reads the
+whole channel: the worst case). One `agentdeck ui` process serves each store. Pages are timed as
 plain GETs of the server-rendered HTML; per repeat both sizes are timed in alternating order.
 
 Event latency: the browser's view of a channel is an event stream; a sample is the time from
@@ -13,46 +14,29 @@ arrival of the re-rendered fragment carrying that message on the open stream.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 
 from bench.calls import call
-from bench.scale import LARGE, SMALL, seed
 from bench.servers import REPO, Server, agentdeck
 from bench.settings import Settings
 from bench.stats import Row, percentile, summarize
+from bench.stores import CHANNEL, LARGE, RARE, SMALL, sized
 
 __all__ = ["run"]
 
 _NOTES = {
     "healthz": "no page at all: what any request costs this server on this machine, for scale",
     "search": "substring search cannot use an index; it reads the channel newest first and stops at a page of matches",
+    "event": "information: issue 20's goal, not issue 23's, is <= 2",
     "tasks": "per-queue counts are capped at 10,000 (shown as 'over 10,000'), so a queue of finished tasks costs no more than that",
 }
-
-CHANNEL = "general"
-RARE = "zebracorn"
-
-
-def seed_messages(data_dir: Path, count: int, now: float) -> None:
-    db = sqlite3.connect(data_dir / "agentdeck.db", isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    rows = []
-    for i in range(count):
-        body = f"status {i}: " + (f"found a {RARE} in the logs" if i < 3 else "build green, moving to the next task")
-        rows.append((CHANNEL, f"agent-{i % 7}", body, "message", None, None, now - count + i))
-    db.executemany("INSERT INTO messages (channel, sender, body, kind, correlation_id, reply_to, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    db.execute("INSERT INTO channels (name, created_at, message_count, last_message_at) VALUES (?, ?, ?, ?)", (CHANNEL, now - count, count, now))
-    db.execute("COMMIT")
-    db.close()
 
 
 class _Ui:
@@ -124,18 +108,13 @@ async def _event_times(client: httpx2.AsyncClient, ui: _Ui, sender: Any, n: int)
 
 
 async def run(settings: Settings) -> list[Row]:
-    repeats, n = settings.pick(5, 3), settings.pick(40, 15)
+    repeats, n = settings.pick(4, 3), settings.pick(10, 6)
     log = settings.log("dashboard")
-    now = time.time()
+    _, dirs = sized(settings)
     servers, uis = {}, {}
     try:
-        for size in (SMALL, LARGE):
-            home = settings.dir(f"dashboard-{size}")
-            started = time.perf_counter()
-            seed(home / "data", size, now)
-            seed_messages(home / "data", size, now)
-            settings.say(f"dashboard: seeded {size} runs, tasks and messages in {time.perf_counter() - started:.1f} s")
-            servers[size] = agentdeck(home, log, identity="sender")
+        for size, data_dir in dirs.items():
+            servers[size] = agentdeck(settings.dir(f"dashboard-{size}"), log, identity="sender", data_dir=data_dir)
             uis[size] = _Ui(servers[size], log)
         pages = _pages(f"run_{LARGE - 1:016x}")
         timed: dict[tuple[str, int], list[float]] = {(p, s): [] for p in [*pages, "event"] for s in uis}
@@ -147,9 +126,12 @@ async def run(settings: Settings) -> list[Row]:
                 for path in pages.values():
                     await _get_times(http, ui.url + path, 3)
             for repeat in range(repeats):
-                for size in (SMALL, LARGE) if repeat % 2 == 0 else (LARGE, SMALL):
-                    for name, path in pages.items():
-                        timed[(name, size)].append(percentile(await _get_times(http, uis[size].url + path, n), 50) * 1000)
+                order = (SMALL, LARGE) if repeat % 2 == 0 else (LARGE, SMALL)
+                for name, path in pages.items():  # both sizes one after the other, page by page
+                    count = max(3, n // 4) if name.startswith("search") else n  # the search reads the whole channel
+                    for size in order:
+                        timed[(name, size)].append(percentile(await _get_times(http, uis[size].url + path, count), 50) * 1000)
+                for size in order:
                     timed[("event", size)].append(percentile(await _event_times(http, uis[size], senders[size], max(5, n // 4)), 50) * 1000)
     finally:
         for ui in uis.values():
@@ -158,17 +140,17 @@ async def run(settings: Settings) -> list[Row]:
     rows = []
     for name in [*pages, "event"]:
         large, small = timed[(name, LARGE)], timed[(name, SMALL)]
-        search = name.startswith("search") or name == "healthz"
+        info = name.startswith("search") or name in ("healthz", "event")
         what = "live event: another process's message on an open channel stream" if name == "event" else f"page {name}"
         rows.append(
             Row(
-                f"20 {name.split()[0]}" + (" older" if "older" in name else ""),
+                f"23.5 dashboard {name.split()[0]}" + (" older" if "older" in name else ""),
                 f"dashboard {what}, p50 at {LARGE:,}",
                 summarize(large, "ms"),
                 summarize(small, "ms"),
                 f"at {SMALL}",
                 "<=",
-                None if search else 2.0,
+                None if info else 1.3,
                 ratio_repeats=[a / b for a, b in zip(large, small, strict=True)],
                 note=_NOTES.get(name.split()[0], ""),
             )

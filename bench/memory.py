@@ -62,9 +62,9 @@ async def run(settings: Settings) -> list[Row]:
     growth = (d_end / d_start - 1) * 100
     b1_growth = (b_end / b_start - 1) * 100
     return [
-        Row("7 rss start", "resident memory after start-up", deck_startup, summarize(startup[b1.name], "MiB"), "B1", "<=", 1.5, ratio_repeats=[a / b for a, b in zip(startup[deck.name], startup[b1.name], strict=True)], note=f"{repeats} starts each, read after the first tools/list"),
+        Row("old 7 rss start", "resident memory after start-up", deck_startup, summarize(startup[b1.name], "MiB"), "B1", "<=", 1.5, ratio_repeats=[a / b for a, b in zip(startup[deck.name], startup[b1.name], strict=True)], note=f"{repeats} starts each, read after the first tools/list"),
         Row(
-            "7 rss growth",
+            "old 7 rss growth",
             f"growth after {calls:,} calls, % of start-up",
             Figure(growth, growth, growth, "%"),
             Figure(b1_growth, b1_growth, b1_growth, "%"),

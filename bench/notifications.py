@@ -1,4 +1,4 @@
-"""Target 7 of issue 23: time from a change to the notification a subscriber hears.
+"""Issue 23, target 7: time from a change to the notification a subscriber hears.
 
 Across processes (SQLite): two `agentdeck serve` processes over stdio share one data dir; the
 receiver's client holds a `subscriptions/listen` stream on agentdeck://channels/bench. Each
@@ -77,11 +77,11 @@ async def _idle_round_trip(echo: Client) -> float:
 async def run(settings: Settings) -> list[Row]:
     log = settings.log("notifications")
     home = settings.dir("notifications")
-    rows = [await _processes(settings, log, home, settings.pick(5, 3), settings.pick(30, 12))]
+    rows = [await _processes(settings, log, home, settings.pick(4, 3), settings.pick(20, 10))]
     if settings.postgres:
         try:
             with fresh_schema(settings.postgres, settings.say) as url:
-                rows.append(await _replicas(settings, log, home / "pg", settings.pick(4, 2), settings.pick(25, 12), url))
+                rows.append(await _replicas(settings, log, home / "pg", settings.pick(3, 2), settings.pick(20, 10), url))
         except Exception as exc:  # the SQLite row above still counts
             settings.fail("notifications across replicas", exc)
     return rows
@@ -95,7 +95,7 @@ async def _processes(settings: Settings, log: Any, home: Path, repeats: int, sam
         echo = await stack.enter_async_context(baseline(log).client())
         heard = await stack.enter_async_context(_listening(receiver))
         notified, trips = await _measure(sender, heard, echo, repeats, samples)
-    return _row("7 notification across processes", "stdio, store SQLite", notified, trips, repeats, samples, settings)
+    return _row("23.7 notification across processes", "stdio, store SQLite", notified, trips, repeats, samples, settings)
 
 
 async def _replicas(settings: Settings, log: Any, home: Path, repeats: int, samples: int, store: str) -> Row:
@@ -107,7 +107,7 @@ async def _replicas(settings: Settings, log: Any, home: Path, repeats: int, samp
     ):
         async with Client(url_b) as sender, Client(url_a) as receiver, Client(url_echo) as echo, _listening(receiver) as heard:
             notified, trips = await _measure(sender, heard, echo, repeats, samples)
-    return _row("7 notification across replicas", f"HTTP, store {describe(store)} (LISTEN/NOTIFY)", notified, trips, repeats, samples, settings)
+    return _row("23.7 notification across replicas", f"HTTP, store {describe(store)} (LISTEN/NOTIFY)", notified, trips, repeats, samples, settings)
 
 
 async def _measure(sender: Client, heard: _Heard, echo: Client, repeats: int, samples: int) -> tuple[list[float], list[float]]:

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
@@ -25,8 +26,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from agentdeck.backends.local.notify import wake_dir
+from agentdeck.backends.local.store import open_store
 from bench.calls import call
-from bench.mixed import _level
+from bench.mixed_load import Load
 from bench.servers import PYTHON, agentdeck, http_process, seed_run
 
 
@@ -45,9 +47,17 @@ async def _profile(args: argparse.Namespace, root: Path) -> int:
         if args.http:
             with http_process(server, timeout=60) as (url, pid):
                 if args.mixed:
-                    level = await _level("agentdeck", url, pid, args.mixed, args.seconds, root / "data" / "agentdeck.db", run_id, "prof")
-                    calls = level.calls
-                    print(f"mixed x{args.mixed}: {level.calls} calls, server cpu {level.cpu:.2f} s ({level.cpu / level.calls * 1000:.2f} ms/call), errors {level.errors}")
+                    store = open_store(None, root / "data")
+                    try:
+                        async with AsyncExitStack() as stack:
+                            load = Load([(url, pid)], args.mixed, "prof", store, run_id)
+                            await load.open(stack)
+                            done = await load.slice(args.seconds)
+                            faults = await load.finish()
+                    finally:
+                        await store.close()
+                    calls = done.calls
+                    print(f"mixed x{args.mixed}: {done.calls} calls, server cpu {done.cpu:.2f} s ({done.cpu / max(done.calls, 1) * 1000:.2f} ms/call), {faults.text()}")
                 else:
                     async with Client(streamable_http_client(url)) as client:
                         await _loop(client, run_id, calls)

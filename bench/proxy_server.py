@@ -2,9 +2,9 @@
 
     BENCH_PLATFORM_URL=http://127.0.0.1:N python bench/proxy_server.py
 
-Information only, not a baseline of any target: it shows what composing one MCP hop (B1) with
-one HTTP call (B2) costs on this machine before any adapter code runs, so a miss on target 2
-can be split into what any proxy pays and what agentdeck adds.
+The baseline of issue 23's target 3: what composing one MCP hop (B1) with one HTTP call (B2)
+costs on this machine before any adapter code runs; agentdeck's proxy overhead is compared
+with this one's.
 """
 
 from __future__ import annotations

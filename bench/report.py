@@ -68,12 +68,25 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
-def write_json(path: Path, rows: Sequence[Row], *, quick: bool, elapsed: float, failures: dict[str, str], load_at_start: float | None, postgres: str | None = None) -> None:
+def write_json(
+    path: Path,
+    rows: Sequence[Row],
+    *,
+    quick: bool,
+    elapsed: float,
+    failures: dict[str, str],
+    load_at_start: float | None,
+    postgres: str | None = None,
+    sections: dict[str, dict[str, float]] | None = None,
+    full: bool = False,
+) -> None:
     document = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(["python", "-m", "bench", *sys.argv[1:]]),
         "quick": quick,
+        "full": full,
         "elapsed_seconds": round(elapsed, 1),
+        "seconds_per_benchmark": sections or {},
         "machine": machine() | {"load_average_at_start": load_at_start},
         "postgres": postgres,  # the server of the PostgreSQL rows; None when they were skipped
         "summary": {

@@ -6,7 +6,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = ["Settings", "describe_error"]
 
@@ -17,6 +17,8 @@ class Settings:
 
     `postgres` is the PostgreSQL server URL for the PostgreSQL rows (None: skip them).
     `failures` collects parts of a benchmark that did not finish while the rest went on.
+    `shared` holds what several benchmarks use and one of them made (bench/stores.py).
+    `full` runs the mixed workload for the issue's 30 s per level.
     """
 
     quick: bool
@@ -24,6 +26,8 @@ class Settings:
     verbose: bool = True
     postgres: str | None = None
     failures: dict[str, str] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
+    full: bool = False
     _logs: list[IO[str]] = field(default_factory=list)
 
     def pick(self, full: int, quick: int) -> int:

@@ -64,11 +64,11 @@ async def run(settings: Settings) -> list[Row]:
     repeats, samples = settings.pick(5, 3), settings.pick(40, 15)
     log = settings.log("wakeup")
     home = settings.dir("wakeup")
-    rows = [await _measure(settings, log, home, "5 wake-up", repeats, samples)]
+    rows = [await _measure(settings, log, home, "old 5 wake-up", repeats, samples)]
     if settings.postgres:
         try:
             with fresh_schema(settings.postgres, settings.say) as url:
-                rows.append(await _measure(settings, log, home / "pg", "5 wake-up, PostgreSQL", settings.pick(4, 2), settings.pick(25, 15), url))
+                rows.append(await _measure(settings, log, home / "pg", "old 5 wake-up, PostgreSQL", settings.pick(4, 2), settings.pick(25, 15), url))
         except Exception as exc:  # the SQLite row above still counts
             settings.fail("wakeup on PostgreSQL", exc)
     return rows
