@@ -19,8 +19,8 @@ import uvicorn
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, *, uds: str | None = None, timeout: float = 10.0) -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, uds=uds, log_level="warning", lifespan="off")
+def serve_in_thread(app: Any, *, uds: str | None = None, port: int = 0, timeout: float = 10.0) -> Iterator[str]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, uds=uds, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="emulator", daemon=True)
     thread.start()
