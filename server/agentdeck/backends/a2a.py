@@ -19,6 +19,7 @@ refusals included (its dialect), into our models and errors.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC
 from typing import Any, Unpack
 
@@ -28,9 +29,10 @@ from agentdeck.backends.a2a_client import A2AAgent, A2AClient, segment
 from agentdeck.backends.a2a_follow import TaskFollow
 from agentdeck.backends.a2a_wire import agent_from_card, events_from_task, file_content, files_from_task, message, run_from_task, split_run_id
 from agentdeck.backends.base import Backend, BuildEnv, Capability, Progress, only_metadata_key, poll_until_done
+from agentdeck.backends.records import Records
 from agentdeck.backends.requests import RunFilter, SpawnRequest
 from agentdeck.config import A2AConfig
-from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unsupported
+from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unsupported
 from agentdeck.models import AgentList, FileContent, Run, RunEventPage, RunPage, SessionFileList
 
 __all__ = ["A2ABackend"]
@@ -48,10 +50,11 @@ class A2ABackend(Backend):
 
     def __init__(self, name: str, settings: A2AConfig, **env: Unpack[BuildEnv]) -> None:
         super().__init__(name)
-        transport = env.get("transport")
         self.settings = settings
-        self._a2a = A2AClient(name, settings, transport)
+        self.identity = env.get("identity", "")
+        self._a2a = A2AClient(name, settings, env.get("transport"))
         self._agents = self._a2a.agents
+        self._keys = Records.of_backend(env.get("data_dir"), "a2a", name, "idempotency")
 
     async def aclose(self) -> None:
         await self._a2a.aclose()
@@ -68,8 +71,21 @@ class A2ABackend(Backend):
         agent, prompt, idempotency_key = request.agent, request.prompt, request.idempotency_key
         context_id = only_metadata_key("A2A tasks", request, "context_id", "to continue a conversation")
         target = self._a2a.agent(agent)
-        task = await self._a2a.send(target, message(prompt, key=idempotency_key, context_id=context_id))
-        return run_from_task(agent, task, self.name)
+        if idempotency_key is None:
+            return run_from_task(agent, await self._a2a.send(target, message(prompt, context_id=context_id)), self.name)
+        # A2A has no idempotency key: the message id only spares the agent our own retries. A
+        # record in the data dir (shared by servers on it) maps the key to the task it made.
+        fingerprint = hashlib.sha256(f"{agent}\0{context_id or ''}\0{prompt}".encode()).hexdigest()
+        async with self._keys.locked(f"{self.identity}\0{idempotency_key}") as record:
+            if record.data.get("run_id"):
+                if record.data.get("request") != fingerprint:
+                    raise Conflict(f"idempotency_key {idempotency_key!r} already started run {record.data['run_id']} with another agent or prompt; use a new key.")
+                return await self.get_run(record.data["run_id"])
+            task = await self._a2a.send(target, message(prompt, key=idempotency_key, context_id=context_id))
+            run = run_from_task(agent, task, self.name)
+            record.data.update(run_id=run.id, request=fingerprint)
+            record.save()
+            return run
 
     # runs --------------------------------------------------------------------------------
 

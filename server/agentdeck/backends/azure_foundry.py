@@ -81,7 +81,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
         # `agents` (optional): "name" or "name:version" entries; a version here pins spawn's default
         self._agents: dict[str, str | None] = {n: v or None for n, _, v in (e.partition(":") for e in settings.agents)}
         token = settings.api_key.get_secret_value() if settings.api_key else None
-        self._entra = None if token else EntraToken()
+        self._entra = None if token else EntraToken(settings.api_key_env)
         auth = Auth.key("Authorization", token, scheme="Bearer") if token else Auth(token=self._entra.get if self._entra else None)
         headers = {"Accept": "application/json"}
         if settings.user_isolation_key:
@@ -102,8 +102,7 @@ class AzureFoundryBackend(SessionFiles, Backend):
 
         self._client = client(settings.timeout_seconds)
         self._turn_client = client(settings.turn_timeout_seconds)  # an agent's answer takes longer than a read
-        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        self._turns = Records(data_dir / "azure_foundry" / safe_name if data_dir else None)
+        self._turns = Records.of_backend(data_dir, "azure_foundry", name)
 
     async def aclose(self) -> None:
         await self._client.aclose()

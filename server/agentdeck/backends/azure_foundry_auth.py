@@ -23,7 +23,9 @@ _REFRESH_MARGIN_SECONDS = 300
 class EntraToken:
     """Entra ID bearer tokens from DefaultAzureCredential, cached until shortly before expiry."""
 
-    def __init__(self) -> None:
+    def __init__(self, token_env: str) -> None:
+        self.token_env = token_env
+        """The variable a static token would come from, named in every refusal as the other way in."""
         self.token: str | None = None
         self._expires_on = 0.0
         self._credential: Any = None
@@ -41,7 +43,7 @@ class EntraToken:
                 raise Unauthorized(
                     "No static token is set and azure-identity is not installed: install agentdeck[azure] to sign in with "
                     "Entra ID (az login, managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET), "
-                    "or put a bearer token in the variable named by api_key_env."
+                    f"or set {self.token_env} to a bearer token."
                 ) from None
             try:
                 if self._credential is None:
@@ -49,7 +51,10 @@ class EntraToken:
                 access = await anyio.to_thread.run_sync(self._credential.get_token, SCOPE)
             except (ClientAuthenticationError, ValueError) as exc:
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                raise Unauthorized(f"Entra ID sign-in failed ({reason}). Run `az login`, or configure a managed identity or service principal.") from None
+                raise Unauthorized(
+                    f"Entra ID sign-in failed ({reason}). Run `az login`, configure a managed identity or service principal, "
+                    f"or set {self.token_env} to a bearer token."
+                ) from None
             self.token, self._expires_on = access.token, float(access.expires_on)
             return self.token
 

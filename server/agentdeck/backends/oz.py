@@ -96,8 +96,7 @@ class OzBackend(RunFiles, Backend):
         )
         # Presigned download URLs point at storage; they must not receive the API key.
         self._storage = PlatformClient("oz storage", base_url=settings.base_url, secrets=[key], timeouts=timeouts, retry=retry, transport=transport)
-        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        self._keys = Records(data_dir / "oz" / safe_name / "idempotency" if data_dir else None)
+        self._keys = Records.of_backend(data_dir, "oz", name, "idempotency")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -40,6 +40,14 @@ class Record:
 
 
 class Records:
+    @classmethod
+    def of_backend(cls, data_dir: Path | None, kind: str, name: str, *parts: str) -> Records:
+        """The records of backend `name` of `kind` under `data_dir` (in memory without one)."""
+        if data_dir is None:
+            return cls(None)
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return cls(data_dir.joinpath(kind, safe_name, *parts))
+
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._memory: dict[str, dict[str, Any]] = {}
