@@ -1,7 +1,8 @@
 """Builds the MCP server from the configuration: which backends, which tools, which resources.
 
-Tools are filtered in selection.py; this is the one place that turns an `AgentdeckError` into
-an MCP tool result with isError and a code.
+Tools are filtered in selection.py; every failure of a tool call or a resource read goes
+through boundary.py, and every reach past the SDK's public API through sdk.py. A tool call
+finds the backends in the request's lifespan context: the deck the server's lifespan opened.
 """
 
 from __future__ import annotations
@@ -9,22 +10,22 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedResourceError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.request_state import RequestStateSecurity
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import AnyUrl, BaseModel, Field
 
-from agentdeck import __version__
+from agentdeck import __version__, boundary, sdk
 from agentdeck.backends import Deck
-from agentdeck.errors import AgentdeckError, InvalidArgument, NotFound, Unavailable, Unsupported
+from agentdeck.errors import AgentdeckError, Unavailable, Unsupported
 from agentdeck.identity import RunTokens, bind_callers
 from agentdeck.resources import register_resources
 from agentdeck.schemas import blank_means_none, compact_schema, output_outline
@@ -44,21 +45,11 @@ INSTRUCTIONS = (
 )
 
 
-def error_result(exc: AgentdeckError) -> CallToolResult:
-    """The one shape of a failed tool call: isError, `code: message` as text, the fields as structure."""
-    return CallToolResult(content=[TextContent(type="text", text=f"{exc.code}: {exc.message}")], structured_content=exc.to_dict(), is_error=True)
+class AgentdeckServer(MCPServer[Deck]):
+    """MCPServer whose every failed tool call and resource read is answered by boundary.py.
 
-
-def _validation_message(exc: ValidationError) -> str:
-    # Field names and pydantic's reasons only: the rejected values are the caller's data.
-    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors(include_url=False)]
-    return "Invalid arguments: " + "; ".join(parts[:10]) + ". Fix them as described and call again."
-
-
-class AgentdeckServer(MCPServer[Any]):
-    """MCPServer whose argument and unknown-tool failures carry our stable codes too.
-
-    `deck` is the set of backends it serves; whoever built the server closes it (`deck.aclose()`).
+    `deck` is the set of backends it serves, and what its lifespan yields to each request;
+    whoever built the server closes it (`deck.aclose()`).
     """
 
     def __init__(self, deck: Deck, blanks: dict[str, frozenset[str]] | None = None, **settings: Any) -> None:
@@ -67,20 +58,21 @@ class AgentdeckServer(MCPServer[Any]):
         self.blanks = blanks or {}
         """Per tool, its optional string arguments: an empty string there means "not given"."""
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Deck, Any] | None = None) -> Any:
         blanks = self.blanks.get(name)
         if blanks and isinstance(arguments, dict):
             arguments = {key: value for key, value in arguments.items() if not (value == "" and key in blanks)}
         try:
             return await super().call_tool(name, arguments, context)
-        except UnexpectedToolError:
-            raise
         except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                return error_result(InvalidArgument(_validation_message(exc.__cause__)))
-            if self._tool_manager.get_tool(name) is None:
-                return error_result(NotFound(f"No tool '{name}'. Call tools/list to see the tools this server has."))
-            raise
+            known = any(tool.name == name for tool in await self.list_tools())
+            return boundary.tool_failure(name, exc, known=known)
+
+    async def read_resource(self, uri: AnyUrl | str, context: Context[Deck, Any] | None = None) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        try:
+            return await super().read_resource(uri, context)
+        except UnexpectedResourceError as exc:  # the SDK's wrapper around whatever the resource raised
+            raise boundary.resource_error(str(uri), exc.__cause__ or exc) from None
 
 
 KEEPALIVE_SECONDS = 1.0
@@ -131,64 +123,66 @@ class _Progress:
         return outcome["value"]
 
 
-def _bind(spec: ToolSpec, deck: Deck, max_wait: float) -> Callable[..., Awaitable[CallToolResult]]:
-    """Make the function MCPServer registers: the handler's arguments, plus `backend` when several exist."""
+async def _run(spec: ToolSpec, ctx: Context[Deck, Any], kwargs: dict[str, Any], max_wait: float, wants_progress: bool) -> CallToolResult:
+    """One call of `spec`'s handler on the backend it names (or the default), as a tool result."""
+    deck = ctx.request_context.lifespan_context
+    backend = deck.pick(kwargs.pop("backend", None))
+    if spec.capability not in backend.capabilities:
+        raise Unsupported(f"Backend '{backend.name}' ({backend.kind}) has no {spec.name}; pick another backend (see agentdeck://context).")
+    if spec.waits and kwargs.get(spec.waits, 0) > max_wait:
+        kwargs[spec.waits] = max_wait
+    progress = _Progress(ctx, spec.name)
+    if wants_progress:
+        kwargs["progress"] = progress.report
+    if spec.waits or wants_progress:
+        # A call that waits answers at once when the server starts to stop.
+        with deck.cut_short_on_stop() as waiting:
+            result = await progress.around(lambda: spec.handler(backend, **kwargs))
+        if waiting.cancelled_caught:
+            raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
+    elif backend.kind == "local":
+        # The embedded platform answers other tools from its store in milliseconds; the
+        # keep-alive task would cost every call more than it could ever save.
+        result = await spec.handler(backend, **kwargs)
+    else:
+        result = await progress.around(lambda: spec.handler(backend, **kwargs))
+    if spec.present is not None:
+        blocks, structured = spec.present(result)
+        return CallToolResult(content=blocks, structured_content=structured)
+    return CallToolResult(content=[TextContent(type="text", text=result.summary())], structured_content=result.model_dump(mode="json"))
+
+
+def _bind(spec: ToolSpec, backends: tuple[str, ...], default: str, max_wait: float) -> Callable[..., Awaitable[CallToolResult]]:
+    """Make the function MCPServer registers: the handler's arguments, plus `backend` when several exist.
+
+    The function finds the deck in the request's lifespan context; the failures it raises are
+    answered by `AgentdeckServer.call_tool`.
+    """
     signature = inspect.signature(spec.handler, eval_str=True)
     params = [p for name, p in signature.parameters.items() if name not in ("backend", "progress")]
     wants_progress = "progress" in signature.parameters
-    if len(deck.backends) > 1:
-        names = tuple(deck.backends)
-        choice: Any = Annotated[Literal[names] | None, Field(description=f"backend to use; default {deck.default}")]
+    if len(backends) > 1:
+        choice: Any = Annotated[Literal[backends] | None, Field(description=f"backend to use; default {default}")]
         params.append(inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=choice))
     params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     returns: type[BaseModel] = signature.return_annotation
 
-    async def call(**kwargs: Any) -> CallToolResult:
-        ctx = kwargs.pop("ctx")
-        started, outcome = time.perf_counter(), "ok"
+    async def call(ctx: Context[Deck, Any], **kwargs: Any) -> CallToolResult:
+        started, outcome = time.perf_counter(), "internal"
         try:
-            backend = deck.pick(kwargs.pop("backend", None))
-            if spec.capability not in backend.capabilities:
-                raise Unsupported(f"Backend '{backend.name}' ({backend.kind}) has no {spec.name}; pick another backend (see agentdeck://context).")
-            if spec.waits and kwargs.get(spec.waits, 0) > max_wait:
-                kwargs[spec.waits] = max_wait
-            progress = _Progress(ctx, spec.name)
-            if wants_progress:
-                kwargs["progress"] = progress.report
-            if spec.waits or wants_progress:
-                # A call that waits answers at once when the server starts to stop.
-                with deck.cut_short_on_stop() as waiting:
-                    result = await progress.around(lambda: spec.handler(backend, **kwargs))
-                if waiting.cancelled_caught:
-                    raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
-            elif backend.kind == "local":
-                # The embedded platform answers other tools from its store in milliseconds; the
-                # keep-alive task would cost every call more than it could ever save.
-                result = await spec.handler(backend, **kwargs)
-            else:
-                result = await progress.around(lambda: spec.handler(backend, **kwargs))
-            if spec.present is not None:
-                blocks, structured = spec.present(result)
-                return CallToolResult(content=blocks, structured_content=structured)
-            return CallToolResult(content=[TextContent(type="text", text=result.summary())], structured_content=result.model_dump(mode="json"))
+            result = await _run(spec, ctx, kwargs, max_wait, wants_progress)
+            outcome = "ok"
+            return result
         except AgentdeckError as exc:
             outcome = exc.code
-            return error_result(exc)
+            raise
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
             raise
-        except Exception:
-            outcome = "internal"
-            log.exception("tool %s failed unexpectedly", spec.name)
-            return error_result(AgentdeckError("agentdeck hit an unexpected error; it is logged on the server's stderr. Try again or report it."))
         finally:
             log.info("tool %s %s in %.1f ms", spec.name, outcome, (time.perf_counter() - started) * 1000)
 
-    call.__name__ = spec.name
-    call.__doc__ = spec.description
-    call.__signature__ = signature.replace(parameters=params, return_annotation=Annotated[CallToolResult, returns])  # type: ignore[attr-defined]
-    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": Annotated[CallToolResult, returns]}
-    return call
+    return sdk.signed(call, spec.name, spec.description, params, Annotated[CallToolResult, returns])
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
@@ -215,20 +209,17 @@ def _cap_wait(schema: dict[str, Any], name: str, max_wait: float) -> None:
         field["default"] = limit
 
 
-def _tool(spec: ToolSpec, deck: Deck, max_wait: float) -> Tool:
-    tool = Tool.from_function(_bind(spec, deck, max_wait), name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
-    tool.parameters = compact_schema(tool.parameters)
+def _tool(spec: ToolSpec, deck: Deck, max_wait: float) -> tuple[Tool, frozenset[str]]:
+    """The tool as tools/list shows it, and its optional string arguments (see `blank_means_none`)."""
+    call = _bind(spec, tuple(deck.backends), deck.default, max_wait)
+    tool = Tool.from_function(call, name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
+    parameters = compact_schema(tool.parameters)
     if spec.waits:
-        _cap_wait(tool.parameters, spec.waits, max_wait)
-    # output_schema is a cached property of the SDK's Tool; the compact form takes its place.
+        _cap_wait(parameters, spec.waits, max_wait)
     returns = inspect.signature(spec.handler, eval_str=True).return_annotation
-    tool.__dict__["output_schema"] = output_outline(compact_schema(tool.output_schema, output=True), getattr(returns, "outline", None))
-    return tool
-
-
-@dataclass
-class _Lifespan:
-    deck: Deck
+    blanks = blank_means_none(tool.parameters)
+    sdk.publish(tool, parameters, output_outline(compact_schema(tool.output_schema, output=True), getattr(returns, "outline", None)))
+    return tool, blanks
 
 
 def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
@@ -240,7 +231,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
     watcher = deck.pick(None).watcher(bus.publish_change)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[_Lifespan]:
+    async def lifespan(_: MCPServer[Deck]) -> AsyncIterator[Deck]:
         # The backends open and close on this loop, the one that serves (issue: closing them from
         # a second loop after the server ended failed with "Event loop is closed").
         async with anyio.create_task_group() as tg:
@@ -250,14 +241,15 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
                     if watcher is not None:
                         watching.start_soon(watcher.run)
                     try:
-                        yield _Lifespan(deck)
+                        yield deck  # each request's lifespan context
                     finally:
                         watching.cancel_scope.cancel()
             finally:
                 tg.cancel_scope.cancel()
 
-    tools = [_tool(spec, deck, config.max_wait_seconds) for spec in selected]
-    blanks = {tool.name: blank_means_none(tool.fn_metadata.arg_model.model_json_schema()) for tool in tools}
+    built = [_tool(spec, deck, config.max_wait_seconds) for spec in selected]
+    tools = [tool for tool, _ in built]
+    blanks = {tool.name: blanks for tool, blanks in built}
     options: dict[str, Any] = {}
     if config.http.oauth is not None:
         from agentdeck.oauth import IntrospectionVerifier, auth_settings

@@ -1,7 +1,8 @@
 """Resources: runs, their events, channels, and who the caller is (agentdeck://...).
 
 Resources read the default backend. Reading a channel shows its latest messages without
-moving the caller's receive cursor.
+moving the caller's receive cursor. A resource raises our errors as they come; boundary.py
+turns them into the read's protocol error.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import json
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from agentdeck import __version__
 from agentdeck.backends import Capability, Deck
-from agentdeck.errors import AgentdeckError, NotFound
+from agentdeck.errors import AgentdeckError
 from agentdeck.models import BackendInfo, ContextInfo
 
 __all__ = ["context_info", "register_resources"]
@@ -45,15 +45,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-async def _guard(coro: Any) -> Any:
-    try:
-        return await coro
-    except NotFound as exc:
-        raise ResourceNotFoundError(exc.message) from None
-    except AgentdeckError as exc:
-        raise ResourceError(f"{exc.code}: {exc.message}") from None
-
-
 def register_resources(server: MCPServer[Any], deck: Deck) -> None:
     default = deck.pick(None)
 
@@ -66,25 +57,25 @@ def register_resources(server: MCPServer[Any], deck: Deck) -> None:
     async def me() -> str:
         """Your identity and what the default backend knows about you (on AGH: session, soul, coordinator)."""
         caller = deck.caller()
-        return _json({"identity": caller.identity, "run_id": caller.run_id, "backend": default.name, "platform": await _guard(default.context())})
+        return _json({"identity": caller.identity, "run_id": caller.run_id, "backend": default.name, "platform": await default.context()})
 
     if Capability.RUNS in default.capabilities:
 
         @server.resource("agentdeck://runs/{run_id}", name="run", mime_type="application/json")
         async def run(run_id: str) -> str:
             """A run's current state on the default backend."""
-            return _json((await _guard(default.get_run(run_id))).model_dump(mode="json"))
+            return _json((await default.get_run(run_id)).model_dump(mode="json"))
 
     if Capability.RUN_EVENTS in default.capabilities:
 
         @server.resource("agentdeck://runs/{run_id}/events", name="run_events", mime_type="application/json")
         async def run_events(run_id: str) -> str:
             """A run's first 200 output events; get_run_events pages through the rest."""
-            return _json((await _guard(default.get_run_events(run_id, limit=200))).model_dump(mode="json"))
+            return _json((await default.get_run_events(run_id, limit=200)).model_dump(mode="json"))
 
     if Capability.CHANNELS in default.capabilities:
 
         @server.resource("agentdeck://channels/{channel}", name="channel", mime_type="application/json")
         async def channel(channel: str) -> str:
             """A channel's latest 50 messages (content from other agents), without marking them read."""
-            return _json((await _guard(default.channel_history(channel, limit=50))).model_dump(mode="json"))
+            return _json((await default.channel_history(channel, limit=50)).model_dump(mode="json"))

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from agentdeck.backends import Deck
-from agentdeck.errors import ConfigError
+from agentdeck.boundary import tool_result
+from agentdeck.errors import ConfigError, NotFound
 from agentdeck.tools import ALL_TOOLS, TOOLSETS, ToolSpec
 
 __all__ = ["narrow_by_headers", "select_tools"]
@@ -88,12 +88,7 @@ def narrow_by_headers(selected: list[ToolSpec]) -> Any:
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
             if name not in allowed:
-                message = f"Tool '{name}' is not offered on this connection (narrowed by X-Agentdeck-* headers)."
-                return CallToolResult(
-                    content=[TextContent(type="text", text=f"not_found: {message}")],
-                    structured_content={"code": "not_found", "message": message, "retryable": False},
-                    is_error=True,
-                )
+                return tool_result(NotFound(f"Tool '{name}' is not offered on this connection (narrowed by X-Agentdeck-* headers)."))
             return await call_next(ctx)
         result = await call_next(ctx)
         if isinstance(result, dict) and isinstance(result.get("tools"), list):

@@ -32,6 +32,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourcesListChanged, ResourceUpdated, ServerEvent
 from mcp.types import INVALID_REQUEST, EmptyResult, SubscribeRequestParams, SubscriptionsListenRequestParams, UnsubscribeRequestParams
 
+from agentdeck import sdk
 from agentdeck.backends import Deck
 from agentdeck.backends.local.watch import LIST, Change, Watcher
 from agentdeck.identity import caller_of
@@ -137,11 +138,6 @@ class NotificationBus(InMemorySubscriptionBus):
         await self.publish(_event(change))
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    # The session object is made per request; the connection is what lives as long as the client.
-    return ctx.session._connection
-
-
 def install(server: MCPServer[Any], bus: NotificationBus, watcher: Watcher, deck: Deck) -> None:
     """Serve listen and legacy subscribe on `server` (built with `subscriptions=bus`), watched by `watcher`."""
     listen_handler = ListenHandler(bus)
@@ -162,9 +158,9 @@ def install(server: MCPServer[Any], bus: NotificationBus, watcher: Watcher, deck
                 watcher.remove(uri)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
-        if ctx.request is not None and _connection(ctx).session_id is None:
+        if ctx.request is not None and sdk.connection(ctx).session_id is None:
             raise MCPError(INVALID_REQUEST, _STATELESS)
-        uri, connection = str(params.uri), _connection(ctx)
+        uri, connection = str(params.uri), sdk.connection(ctx)
         if not bus.legacy_subscribed(connection, uri):
             await watcher.add(uri)
             if not bus.legacy_subscribe(connection, uri, client_identity(ctx, deck), lambda: watcher.remove(uri)):
@@ -172,10 +168,9 @@ def install(server: MCPServer[Any], bus: NotificationBus, watcher: Watcher, deck
         return EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
-        bus.legacy_unsubscribe(_connection(ctx), str(params.uri))
+        bus.legacy_unsubscribe(sdk.connection(ctx), str(params.uri))
         return EmptyResult()
 
-    lowlevel = server._lowlevel_server  # MCPServer offers no public way to add these handlers
-    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, listen)
-    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
-    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    sdk.add_request_handler(server, "subscriptions/listen", SubscriptionsListenRequestParams, listen)
+    sdk.add_request_handler(server, "resources/subscribe", SubscribeRequestParams, subscribe)
+    sdk.add_request_handler(server, "resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
