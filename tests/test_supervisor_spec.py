@@ -18,7 +18,7 @@ def _spec(**changes: Any) -> SupervisorSpec:
         "run_id": "run_0123456789abcdef",
         "argv": ["agent", "--prompt", "héllo\nworld"],
         "cwd": "/tmp/ws",
-        "env": {"AGENTDECK_RUN_ID": "run_0123456789abcdef", "PYTHONUNBUFFERED": "1"},
+        "env": {"AGENTDECK_RUN_ID": "run_0123456789abcdef", "AGENTDECK_TOKEN": "secret-run-token", "PYTHONUNBUFFERED": "1"},
         "prompt": "héllo\nworld",
         "stdin": "héllo\nworld",
         "prompt_file": "/tmp/data/prompts/run_0123456789abcdef.txt",
@@ -38,6 +38,10 @@ def _spec(**changes: Any) -> SupervisorSpec:
 def test_a_spec_reads_back_exactly_as_the_launcher_wrote_it() -> None:
     for spec in (_spec(), _spec(stdin=None, prompt_file=None, worktree=None, store="postgresql://u@h/db", db="")):
         assert SupervisorSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_spec_never_prints_the_agents_environment_which_holds_the_runs_credentials() -> None:
+    assert "secret-run-token" not in repr(_spec()) and "secret-run-token" not in str(_spec())
 
 
 def test_the_spec_module_imports_only_the_standard_library() -> None:

@@ -36,7 +36,7 @@ def _message_id(value: str, what: str) -> int:
     return int(value)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Channels:
     """The channels of backend `name`, kept in `store`; `caller` says who is sending or reading."""
 

@@ -24,7 +24,7 @@ COUNT_CAP = 10_000
 """Counts of tasks per queue and state stop here; a count above it means "more than this"."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Overview:
     """The dashboard's reads of backend `name`'s store, and a person's override of a claim."""
 

@@ -15,7 +15,7 @@ from agentdeck.models import Routine, RoutineList, Run, RunPage
 __all__ = ["Routines"]
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Routines:
     """Backend `name`'s configured `routines`, started as runs of `runs` on behalf of `caller`."""
 

@@ -61,7 +61,7 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # like every part of LocalBackend: by identity, and no repr that could show the store URL or agents' env
 class Runs:
     """The runs of backend `name`, kept in `store` and supervised on this machine (`host`).
 

@@ -23,7 +23,7 @@ from agentdeck.models import FileContent, SessionFile, SessionFileList
 __all__ = ["SessionFiles"]
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SessionFiles:
     """The session files of backend `name`'s worktree runs on this machine (`host`); `get_row` reads a run's row, reaped."""
 

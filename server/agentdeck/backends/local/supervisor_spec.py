@@ -6,7 +6,7 @@ Stdlib only: the supervisor imports it and must start fast.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["SupervisorSpec"]
@@ -19,7 +19,8 @@ class SupervisorSpec:
     run_id: str
     argv: list[str]
     cwd: str
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
+    """The agent's whole environment, the run's credentials included: never printed."""
     prompt: str
     stdin: str | None
     """Written to the agent's standard input (agents with `prompt_stdin`); None: no input."""

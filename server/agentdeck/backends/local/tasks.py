@@ -29,7 +29,7 @@ def queue_name(queue: str | None) -> str:
     return name
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Tasks:
     """The task queues of backend `name`, kept in `store`; `caller` says who creates, claims and settles."""
 

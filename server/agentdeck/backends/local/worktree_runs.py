@@ -32,7 +32,7 @@ __all__ = ["WorktreeRuns"]
 log = logging.getLogger("agentdeck.local")
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class WorktreeRuns:
     """Worktrees of this machine (`host`): planned under `data_dir`, for checkouts under `workspace_root`."""
 
