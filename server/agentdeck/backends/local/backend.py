@@ -96,7 +96,7 @@ class LocalBackend(Backend):
         host = socket.gethostname()
         worktrees = WorktreeRuns(self.store, data_dir, self.workspace_root, host)
         self.runs = Runs(
-            name, config, self.store, self.wakeups, caller, data_dir=data_dir, workspace_root=self.workspace_root, worktrees=worktrees, host=host, config_path=config_path
+            name, self.store, self.wakeups, caller, config=config, data_dir=data_dir, workspace_root=self.workspace_root, worktrees=worktrees, host=host, config_path=config_path
         )
         self.routines = Routines(name, config.routines, self.runs, caller)
         self.channels = Channels(name, self.store, self.wakeups, caller)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size
+from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import channel_from_row, message_from_row
-from agentdeck.backends.local.store_api import Row, Store
-from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.local.store_api import Row
 from agentdeck.errors import InvalidArgument, NotFound
-from agentdeck.identity import Caller
 from agentdeck.models import ChannelList, ChannelMessage, MessageBatch
 
 __all__ = ["Channels", "channel_name"]
@@ -37,13 +35,8 @@ def _message_id(value: str, what: str) -> int:
 
 
 @dataclass(eq=False, repr=False)
-class Channels:
+class Channels(Part):
     """The channels of backend `name`, kept in `store`; `caller` says who is sending or reading."""
-
-    name: str
-    store: Store
-    wakeups: Wakeups
-    caller: Callable[[], Caller]
 
     def _message(self, row: Row) -> ChannelMessage:
         return message_from_row(row, self.name, self.caller().identity)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentdeck.backends.base import TaskView
 from agentdeck.backends.local.channels import channel_name
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size
 from agentdeck.backends.local.overview_sql import like_pattern
+from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import message_from_row, task_from_row, task_view_from_row
-from agentdeck.backends.local.store_api import LeaseError, Store
+from agentdeck.backends.local.store_api import LeaseError
 from agentdeck.backends.local.tasks import queue_name
-from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
-from agentdeck.identity import Caller
 from agentdeck.models import ChannelMessage, Task
 
 __all__ = ["COUNT_CAP", "Overview"]
@@ -25,13 +23,8 @@ COUNT_CAP = 10_000
 
 
 @dataclass(eq=False, repr=False)
-class Overview:
+class Overview(Part):
     """The dashboard's reads of backend `name`'s store, and a person's override of a claim."""
-
-    name: str
-    store: Store
-    wakeups: Wakeups
-    caller: Callable[[], Caller]
 
     async def task_queues(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}

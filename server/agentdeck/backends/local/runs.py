@@ -25,14 +25,13 @@ from agentdeck.backends.local.guard import end_run_group
 from agentdeck.backends.local.launch import agent_argv, check_prompt, make_workspace, prompt_file, start_supervisor, workspace_folder
 from agentdeck.backends.local.limits import MAX_PROMPT_BYTES, json_size, text_size
 from agentdeck.backends.local.liveness import lost, pid_alive, supervised_here
+from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import ended, event_from_row, run_from_row
-from agentdeck.backends.local.store_api import Row, Store, is_postgres, new_id, sqlite_path
+from agentdeck.backends.local.store_api import Row, is_postgres, new_id, sqlite_path
 from agentdeck.backends.local.supervisor_spec import SupervisorSpec
-from agentdeck.backends.local.wakeups import Wakeups
 from agentdeck.backends.local.worktree_runs import WorktreeRuns
 from agentdeck.config import AgentConfig, LocalConfig
 from agentdeck.errors import AgentdeckError, Conflict, InvalidArgument, NotFound, Unauthorized
-from agentdeck.identity import Caller
 from agentdeck.models import Run, RunEventPage, RunPage
 
 __all__ = ["SUPERVISOR_LOG", "Runs"]
@@ -61,19 +60,15 @@ def _uncursor(cursor: str) -> int:
     raise InvalidArgument("cursor is not one this server gave out; pass next_cursor from the previous page, or omit it")
 
 
-@dataclass(eq=False, repr=False)  # like every part of LocalBackend: by identity, and no repr that could show the store URL or agents' env
-class Runs:
+@dataclass(eq=False, repr=False)
+class Runs(Part):
     """The runs of backend `name`, kept in `store` and supervised on this machine (`host`).
 
-    `caller` says who starts or reads a run; `worktrees` plans and reaps isolated runs' worktrees;
-    `config_path` is handed to agents so their own agentdeck reads the same configuration.
+    `worktrees` plans and reaps isolated runs' worktrees; `config_path` is handed to agents so
+    their own agentdeck reads the same configuration.
     """
 
-    name: str
     config: LocalConfig
-    store: Store
-    wakeups: Wakeups
-    caller: Callable[[], Caller]
     data_dir: Path
     workspace_root: Path
     worktrees: WorktreeRuns

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, text_size
+from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import lease_from_row, task_from_row
-from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Row, Store, UnknownClaim, WrongToken, new_id
-from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.local.store_api import ForeignClaim, LeaseError, Row, UnknownClaim, WrongToken, new_id
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized
-from agentdeck.identity import Caller
 from agentdeck.models import ClaimResult, Lease, Task
 
 __all__ = ["Tasks", "queue_name"]
@@ -30,13 +29,9 @@ def queue_name(queue: str | None) -> str:
 
 
 @dataclass(eq=False, repr=False)
-class Tasks:
+class Tasks(Part):
     """The task queues of backend `name`, kept in `store`; `caller` says who creates, claims and settles."""
 
-    name: str
-    store: Store
-    wakeups: Wakeups
-    caller: Callable[[], Caller]
     lease_seconds: int
     """The lease a claim gets when the caller names none."""
 
