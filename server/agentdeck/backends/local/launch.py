@@ -1,6 +1,6 @@
-"""How a run's prompt reaches its agent, checked before the run is recorded.
+"""How a run starts: where its agent works, how its prompt reaches it, and its supervisor.
 
-An agent's command is an argv with placeholders: `{prompt}` (the prompt as one argument),
+The workspace and the prompt are checked before the run is recorded. An agent's command is an argv with placeholders: `{prompt}` (the prompt as one argument),
 `{prompt_file}` (the path of a file holding the prompt, for prompts too long for an
 argument), `{run_id}` and `{workspace}`. With `prompt_stdin = true` the prompt is also written
 to the agent's standard input. Linux caps one argument at 128 KiB (MAX_ARG_STRLEN, with its
@@ -11,18 +11,41 @@ is refused here, before anything is created, instead of failing later in the sup
 from __future__ import annotations
 
 import functools
-import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
+from agentdeck.backends.local.supervisor_spec import SupervisorSpec
 from agentdeck.errors import InvalidArgument
 
-__all__ = ["MAX_ARG_BYTES", "agent_argv", "check_prompt", "prompt_file", "start_supervisor"]
+__all__ = ["MAX_ARG_BYTES", "agent_argv", "check_prompt", "make_workspace", "prompt_file", "start_supervisor", "workspace_folder"]
 
 MAX_ARG_BYTES = 128 * 1024 - 1
+_MAX_WORKSPACE_BYTES = 1024
+
+
+def workspace_folder(root: Path, workspace: str | None) -> Path:
+    """The folder a run works in: `workspace` under `root`, or `root` itself.
+
+    Raises:
+        InvalidArgument: the name is too long, holds a NUL, or leads out of `root`.
+    """
+    if workspace and ("\0" in workspace or len(workspace.encode()) > _MAX_WORKSPACE_BYTES or any(len(p.encode()) > 255 for p in workspace.split("/"))):
+        raise InvalidArgument(
+            f"workspace must be a relative path of at most {_MAX_WORKSPACE_BYTES} bytes, each name at most 255 bytes, without NUL; pick a shorter name"
+        )
+    target = (root / workspace).resolve() if workspace else root
+    if target != root and root not in target.parents:
+        raise InvalidArgument(f"workspace must stay inside {root}; pass a relative path without '..' or links out of it")
+    return target
+
+
+def make_workspace(target: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgument(f"workspace {str(target)!r} cannot be created ({exc.strerror or exc}); pick another relative path") from None
 
 
 def prompt_file(data_dir: Path, run_id: str) -> Path:
@@ -52,7 +75,7 @@ def check_prompt(prompt: str, argv: list[str], agent: str) -> None:
             )
 
 
-def start_supervisor(spec: dict[str, Any], log_path: Path) -> None:
+def start_supervisor(spec: SupervisorSpec, log_path: Path) -> None:
     """Start the run's supervisor (supervisor.py) in a session of its own and hand it `spec`.
 
     The supervisor outlives the server that starts it, so it must not hold that server's
@@ -70,7 +93,7 @@ def start_supervisor(spec: dict[str, Any], log_path: Path) -> None:
             start_new_session=True,
         )
     assert proc.stdin is not None
-    proc.stdin.write(json.dumps(spec).encode())
+    proc.stdin.write(spec.to_json().encode())
     proc.stdin.close()
     # Reap it when it ends so it does not linger as a zombie of this process.
     threading.Thread(target=proc.wait, daemon=True).start()

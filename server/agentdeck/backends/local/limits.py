@@ -1,26 +1,17 @@
-"""Limits and row conversions shared by the local backend's parts."""
+"""Size limits on what callers hand the local backend, checked before anything is stored."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from agentdeck.errors import InvalidArgument
 
-__all__ = ["MAX_BODY_BYTES", "MAX_JSON_BYTES", "MAX_PROMPT_BYTES", "json_size", "loads", "text_size", "ts"]
+__all__ = ["MAX_BODY_BYTES", "MAX_JSON_BYTES", "MAX_PROMPT_BYTES", "json_size", "text_size"]
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_BYTES = 256 * 1024
 MAX_PROMPT_BYTES = 256 * 1024
-
-
-def ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
-
-
-def loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
 
 
 def json_size(value: Any, what: str, limit: int = MAX_JSON_BYTES) -> None:

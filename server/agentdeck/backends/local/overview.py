@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from agentdeck.backends.base import TaskView
-from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size, ts
-from agentdeck.backends.local.store import LeaseError, Store
+from agentdeck.backends.local.channels import channel_name
+from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size
+from agentdeck.backends.local.part import Part
+from agentdeck.backends.local.rows import message_from_row, task_from_row, task_view_from_row
+from agentdeck.backends.local.store import LeaseError
 from agentdeck.backends.local.store.overview_sql import like_pattern
-from agentdeck.backends.local.wakeups import Wakeups
+from agentdeck.backends.local.tasks import queue_name
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
 from agentdeck.models import ChannelMessage, Task
 
@@ -19,17 +22,9 @@ COUNT_CAP = 10_000
 """Counts of tasks per queue and state stop here; a count above it means "more than this"."""
 
 
-class Overview:
-    """Dashboard reads of LocalBackend (a part of it, split out by purpose)."""
-
-    store: Store
-    wakeups: Wakeups
-
-    # provided by the other parts of LocalBackend
-    _task: Any
-    _message: Any
-    _queue: Any
-    _channel_name: Any
+@dataclass(eq=False, repr=False)
+class Overview(Part):
+    """The dashboard's reads of backend `name`'s store, and a person's override of a claim."""
 
     async def task_queues(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}
@@ -40,24 +35,16 @@ class Overview:
 
     async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:
         start = -1 if before is None else before
-        rows = await self.store.overview("tasks", self._queue(queue), start, start, limit)
-        return [
-            TaskView(
-                task=self._task(r),
-                seq=r["seq"],
-                holder=r["holder"],
-                lease_expires_at=ts(r["lease_expires_at"]),
-                claim_run_id=r["lease_run_id"],
-            )
-            for r in rows
-        ]
+        rows = await self.store.overview("tasks", queue_name(queue), start, start, limit)
+        return [task_view_from_row(r, self.name) for r in rows]
 
     async def search_messages(self, channel: str, text: str, *, limit: int = 50, before: str | None = None) -> list[ChannelMessage]:
         if before is not None and not before.isdigit():
             raise InvalidArgument("before must be a message id")
         start = -1 if before is None else int(before)
-        rows = await self.store.overview("find_messages", self._channel_name(channel), start, start, like_pattern(text), limit)
-        return [self._message(r) for r in rows]
+        rows = await self.store.overview("find_messages", channel_name(channel), start, start, like_pattern(text), limit)
+        identity = self.caller().identity
+        return [message_from_row(r, self.name, identity) for r in rows]
 
     async def override_claim(self, task_id: str, outcome: str, reason: str) -> Task:
         if outcome not in ("released", "failed"):
@@ -77,4 +64,4 @@ class Overview:
         except LeaseError as exc:
             raise Conflict(f"The claim moved on meanwhile ({exc.reason}); reload and look again.") from None
         await self.wakeups.publish(f"queue:{settled['queue']}")
-        return self._task(settled)
+        return task_from_row(settled, self.name)

@@ -2,12 +2,13 @@
 
     python -m agentdeck.backends.local.supervisor < spec.json
 
-The spawning agentdeck process starts this with the run's spec on stdin (argv, cwd, env,
-limits) and goes on; the supervisor starts the agent in a new process group, turns each
-output line into a run event, enforces the TTL, and records how the run ended. Because it
-outlives the MCP server that spawned it, a run survives its client closing, and any agentdeck
-process on this machine can cancel it by sending SIGTERM here: the agent's whole group gets
-SIGTERM, then SIGKILL after the grace period, so nothing is left behind.
+The spawning agentdeck process starts this with the run's spec on stdin (a SupervisorSpec,
+supervisor_spec.py, as JSON: argv, cwd, env, limits) and goes on; the supervisor starts the
+agent in a new process group, turns each output line into a run event, enforces the TTL, and
+records how the run ended. Because it outlives the MCP server that spawned it, a run survives
+its client closing, and any agentdeck process on this machine can cancel it by sending SIGTERM
+here: the agent's whole group gets SIGTERM, then SIGKILL after the grace period, so nothing is
+left behind.
 
 Every `heartbeat_seconds` it writes a heartbeat into the run's row and reads back whether a
 cancel was requested (from any machine: that is how a cancel reaches it through the store) or
@@ -24,7 +25,6 @@ NOTIFY to every machine's for PostgreSQL.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import queue
 import signal
@@ -39,6 +39,7 @@ from typing import IO, Any
 from agentdeck.backends.local import worktree
 from agentdeck.backends.local.guard import Guard, die_with_parent, kill_group
 from agentdeck.backends.local.store import RunLog, open_run_log
+from agentdeck.backends.local.supervisor_spec import SupervisorSpec
 
 _FLUSH_SECONDS = 0.05
 _STDERR_TAIL = 20
@@ -79,27 +80,27 @@ def _beat(store: RunLog, run_id: str, stop: _Stop) -> None:
         stop.reason = "cancelled"
 
 
-def _start_agent(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
-    if spec.get("prompt_file"):
-        _write_prompt_file(spec["prompt_file"], spec["prompt"])
+def _start_agent(spec: SupervisorSpec) -> subprocess.Popen[bytes]:
+    if spec.prompt_file:
+        _write_prompt_file(spec.prompt_file, spec.prompt)
     child = subprocess.Popen(
-        spec["argv"],
-        cwd=spec.get("cwd"),
-        env=spec["env"],
-        stdin=subprocess.DEVNULL if spec.get("stdin") is None else subprocess.PIPE,
+        spec.argv,
+        cwd=spec.cwd,
+        env=spec.env,
+        stdin=subprocess.DEVNULL if spec.stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=die_with_parent,
     )
     if child.stdin is not None:
-        threading.Thread(target=_feed, args=(child.stdin, spec["stdin"]), daemon=True).start()
+        threading.Thread(target=_feed, args=(child.stdin, spec.stdin), daemon=True).start()
     return child
 
 
-def supervise(spec: dict[str, Any]) -> None:
-    store, wake = open_run_log(spec.get("store"), spec["db"], Path(spec["data_dir"]))
-    run_id: str = spec["run_id"]
+def supervise(spec: SupervisorSpec) -> None:
+    store, wake = open_run_log(spec.store, spec.db, Path(spec.data_dir))
+    run_id = spec.run_id
     stop = _Stop()
 
     def on_term(signum: int, frame: object) -> None:
@@ -118,9 +119,9 @@ def supervise(spec: dict[str, Any]) -> None:
         stop.reason = "cancelled"
 
     # Worktree isolation: the run's own git worktree, made before the agent starts in it.
-    tree = spec.get("worktree")
+    tree = spec.worktree
     if tree:
-        tree = _start_worktree(store, wake, spec)
+        tree = _start_worktree(store, wake, spec, tree)
         if tree is None:
             guard.disarm()
             store.close()
@@ -130,10 +131,10 @@ def supervise(spec: dict[str, Any]) -> None:
         child = _start_agent(spec)
     except OSError as exc:
         guard.disarm()
-        if spec.get("prompt_file"):
-            Path(spec["prompt_file"]).unlink(missing_ok=True)
-        store.append_events(run_id, [("system", f"could not start the agent: {exc.strerror or exc}")], spec["max_output_bytes"])
-        store.finish_run(run_id, "failed", time.time(), error_code="spawn_failed", error_message=f"could not start {spec['argv'][0]!r}: {exc.strerror or exc}")
+        if spec.prompt_file:
+            Path(spec.prompt_file).unlink(missing_ok=True)
+        store.append_events(run_id, [("system", f"could not start the agent: {exc.strerror or exc}")], spec.max_output_bytes)
+        store.finish_run(run_id, "failed", time.time(), error_code="spawn_failed", error_message=f"could not start {spec.argv[0]!r}: {exc.strerror or exc}")
         wake(f"run:{run_id}", "runs")
         return
     guard.arm(child.pid)
@@ -143,33 +144,33 @@ def supervise(spec: dict[str, Any]) -> None:
     code, batch, stderr_tail = _watch(child, spec, store, wake, stop)
     kill_group(child.pid, signal.SIGKILL)  # what the agent left running ends with its run
     guard.disarm()
-    if spec.get("prompt_file"):
-        Path(spec["prompt_file"]).unlink(missing_ok=True)
+    if spec.prompt_file:
+        Path(spec.prompt_file).unlink(missing_ok=True)
     if stop.reason != "lost":  # else the process that declared it lost has recorded its end
-        state, error_code, message, note = _outcome(stop.reason, code, spec["ttl_seconds"], stderr_tail)
+        state, error_code, message, note = _outcome(stop.reason, code, spec.ttl_seconds, stderr_tail)
         closing = [*batch, ("system", note)]
         if tree:  # worktree isolation: record the run's change before the run counts as ended
             outcome = worktree.finish(tree, state, keep=tree.get("keep", False))
             store.set_worktree(run_id, outcome)
             closing.append(("system", worktree.describe(outcome)))
-        store.append_events(run_id, closing, spec["max_output_bytes"])
+        store.append_events(run_id, closing, spec.max_output_bytes)
         store.finish_run(run_id, state, time.time(), exit_code=code if stop.reason is None else None, error_code=error_code, error_message=message)
         wake(f"run:{run_id}", "runs")
     store.close()
 
 
-def _watch(child: subprocess.Popen[bytes], spec: dict[str, Any], store: RunLog, wake: Any, stop: _Stop) -> tuple[int, list[tuple[str, str]], list[str]]:
+def _watch(child: subprocess.Popen[bytes], spec: SupervisorSpec, store: RunLog, wake: Any, stop: _Stop) -> tuple[int, list[tuple[str, str]], list[str]]:
     """Record the agent's output and heartbeat until it ends or is stopped.
 
     Returns its exit code, the output lines not yet recorded, and its last stderr lines.
     """
-    run_id = spec["run_id"]
+    run_id = spec.run_id
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
     for stream, kind in ((child.stdout, "stdout"), (child.stderr, "stderr")):
         threading.Thread(target=_pump, args=(stream, kind, lines), daemon=True).start()
     stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
-    deadline = time.monotonic() + spec["ttl_seconds"]
-    beat_every = spec.get("heartbeat_seconds") or 1.0
+    deadline = time.monotonic() + spec.ttl_seconds
+    beat_every = spec.heartbeat_seconds or 1.0
     open_streams, batch, killed_at, exited_at = 2, [], None, None
     next_flush = next_beat = time.monotonic()
     while open_streams or child.poll() is None:
@@ -185,7 +186,7 @@ def _watch(child: subprocess.Popen[bytes], spec: dict[str, Any], store: RunLog, 
                 stderr_tail.append(item[1])
         now = time.monotonic()
         if batch and (now >= next_flush or len(batch) >= 200):
-            store.append_events(run_id, batch, spec["max_output_bytes"])
+            store.append_events(run_id, batch, spec.max_output_bytes)
             wake(f"run:{run_id}")
             batch, next_flush = [], now + _FLUSH_SECONDS
         if now >= next_beat:
@@ -196,9 +197,9 @@ def _watch(child: subprocess.Popen[bytes], spec: dict[str, Any], store: RunLog, 
         if stop.reason and killed_at is None:
             killed_at = now
             kill_group(child.pid, signal.SIGKILL if stop.reason == "lost" else signal.SIGTERM)
-        if killed_at is not None and now - killed_at >= spec["grace_seconds"]:
+        if killed_at is not None and now - killed_at >= spec.grace_seconds:
             kill_group(child.pid, signal.SIGKILL)
-            if child.poll() is not None and now - killed_at >= spec["grace_seconds"] + 2:
+            if child.poll() is not None and now - killed_at >= spec.grace_seconds + 2:
                 break  # an escaped grandchild holds the pipes; the run is over all the same
         if exited_at is None and child.poll() is not None:
             exited_at = now
@@ -225,14 +226,14 @@ def _outcome(reason: str | None, code: int, ttl: int, stderr_tail: list[str]) ->
     return "failed", "exit_code", message, f"run failed with exit code {code}"
 
 
-def _start_worktree(store: Any, wake: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+def _start_worktree(store: RunLog, wake: Any, spec: SupervisorSpec, tree: dict[str, Any]) -> dict[str, Any] | None:
     """Create the run's worktree; when git cannot, the run fails with `worktree_failed` instead (None)."""
-    run_id, tree = spec["run_id"], spec["worktree"]
+    run_id = spec.run_id
     try:
         tree = worktree.create(tree)
     except worktree.WorktreeError as exc:
         store.set_worktree(run_id, tree | {"state": "failed", "error": str(exc), "removed": worktree.remove(tree)})
-        store.append_events(run_id, [("system", f"could not create the run's worktree: {exc}")], spec["max_output_bytes"])
+        store.append_events(run_id, [("system", f"could not create the run's worktree: {exc}")], spec.max_output_bytes)
         store.finish_run(run_id, "failed", time.time(), error_code="worktree_failed", error_message=str(exc))
         wake(f"run:{run_id}", "runs")
         return None
@@ -242,7 +243,7 @@ def _start_worktree(store: Any, wake: Any, spec: dict[str, Any]) -> dict[str, An
 
 
 def main() -> None:
-    spec = json.loads(sys.stdin.read())
+    spec = SupervisorSpec.from_json(sys.stdin.read())
     sys.stdin.close()
     supervise(spec)
 

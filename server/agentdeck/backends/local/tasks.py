@@ -5,92 +5,70 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, loads, text_size, ts
-from agentdeck.backends.local.store import ForeignClaim, LeaseError, Store, UnknownClaim, WrongToken, new_id
-from agentdeck.backends.local.wakeups import Wakeups
-from agentdeck.backends.requests import TaskDraft
-from agentdeck.config import LocalConfig
+from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, text_size
+from agentdeck.backends.local.part import Part
+from agentdeck.backends.local.rows import lease_from_row, task_from_row
+from agentdeck.backends.local.store import ForeignClaim, LeaseError, Row, UnknownClaim, WrongToken, new_id
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized
 from agentdeck.models import ClaimResult, Lease, Task
 
-__all__ = ["Tasks"]
+__all__ = ["Tasks", "queue_name"]
 
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class Tasks:
-    """Task operations of LocalBackend (a part of it, split out by noun)."""
+def queue_name(queue: str | None) -> str:
+    """The queue's name ('default' when omitted), or InvalidArgument."""
+    name = (queue or "default").strip()
+    if not _QUEUE.match(name):
+        raise InvalidArgument("queue must be 1-64 letters, digits, '_', '.' or '-'; omit it for the 'default' queue")
+    return name
 
-    name: str
-    identity: str
-    config: LocalConfig
-    store: Store
-    wakeups: Wakeups
 
-    def _task(self, row: dict[str, Any]) -> Task:
-        return Task(
-            id=row["id"],
-            backend=self.name,
-            queue=row["queue"],
-            title=row["title"],
-            state=row["state"],
-            priority=row["priority"],
-            payload=loads(row["payload"]),
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            created_at=ts(row["created_at"]),
-            result=loads(row["result"]),
-            error=row["error"],
-        )
+@dataclass(eq=False, repr=False)
+class Tasks(Part):
+    """The task queues of backend `name`, kept in `store`; `caller` says who creates, claims and settles."""
 
-    def _lease(self, row: dict[str, Any]) -> Lease:
-        return Lease(
-            run_id=row["lease_run_id"],
-            backend=self.name,
-            task=self._task(row),
-            claim_token=row["claim_token"],
-            lease_expires_at=ts(row["lease_expires_at"]),
-            holder=row["holder"],
-        )
+    lease_seconds: int
+    """The lease a claim gets when the caller names none."""
 
-    @staticmethod
-    def _queue(queue: str | None) -> str:
-        name = (queue or "default").strip()
-        if not _QUEUE.match(name):
-            raise InvalidArgument("queue must be 1-64 letters, digits, '_', '.' or '-'; omit it for the 'default' queue")
-        return name
+    def _task(self, row: Row) -> Task:
+        return task_from_row(row, self.name)
 
-    async def create_task(self, draft: TaskDraft) -> Task:
-        title, payload, queue, priority, max_attempts, idempotency_key = draft.title, draft.payload, draft.queue, draft.priority, draft.max_attempts, draft.idempotency_key
+    def _lease(self, row: Row) -> Lease:
+        return lease_from_row(row, self.name)
+
+    async def create(self, title: str, payload: Any, queue: str | None, priority: int, max_attempts: int, key: str | None) -> Task:
         if not title.strip():
             raise InvalidArgument("title must not be empty; say in a few words what the task is")
         json_size(payload, "payload")
         task = {
             "id": new_id("task"),
-            "queue": self._queue(queue),
+            "queue": queue_name(queue),
             "title": title.strip(),
             "payload": payload,
             "priority": priority,
             "max_attempts": max_attempts,
             "created_at": time.time(),
         }
-        row = await self.store.create_task(task, f"task:{self.identity}", idempotency_key)
+        row = await self.store.create_task(task, f"task:{self.caller().identity}", key)
         await self.wakeups.publish(f"queue:{task['queue']}")
         return self._task(row)
 
-    async def claim_task(self, *, queue: str | None = None, lease_seconds: int | None = None) -> ClaimResult:
-        name = self._queue(queue)
-        row = await self.store.claim_next(name, self.identity, lease_seconds or self.config.lease_seconds, time.time())
+    async def claim(self, queue: str | None, lease_seconds: int | None) -> ClaimResult:
+        name = queue_name(queue)
+        row = await self.store.claim_next(name, self.caller().identity, lease_seconds or self.lease_seconds, time.time())
         if row:
             await self.wakeups.publish(f"queue:{name}")  # for watchers such as the dashboard
         return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
 
-    async def _settle(self, op: Callable[..., Awaitable[dict[str, Any]]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def _settle(self, op: Callable[..., Awaitable[Row]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> Row:
         if not claim_token:
             raise InvalidArgument(f"claim_token is required on the local backend: pass the claim_token that claim_task returned with run_id {run_id}.")
-        holder = self.identity
+        holder = self.caller().identity
         try:
             return await op(run_id, claim_token, *args, holder=holder, **kwargs)
         except UnknownClaim:
@@ -108,23 +86,23 @@ class Tasks:
                 "heartbeat, complete, fail or release it. Call claim_task to take work of your own."
             ) from None
 
-    async def heartbeat_task(self, run_id: str, claim_token: str | None = None, lease_seconds: int | None = None) -> Lease:
-        row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.config.lease_seconds, time.time())
+    async def heartbeat(self, run_id: str, claim_token: str | None, lease_seconds: int | None = None) -> Lease:
+        row = await self._settle(self.store.heartbeat, run_id, claim_token, lease_seconds or self.lease_seconds, time.time())
         return self._lease(row)
 
-    async def complete_task(self, run_id: str, claim_token: str | None = None, result: Any = None) -> Task:
+    async def complete(self, run_id: str, claim_token: str | None, result: Any) -> Task:
         json_size(result, "result")
         row = await self._settle(self.store.settle, run_id, claim_token, "completed", time.time(), result=result)
         return self._task(row)
 
-    async def fail_task(self, run_id: str, claim_token: str | None, error: str, retryable: bool = True) -> Task:
+    async def fail(self, run_id: str, claim_token: str | None, error: str, retryable: bool) -> Task:
         text_size(error, "error", MAX_BODY_BYTES)
         row = await self._settle(self.store.settle, run_id, claim_token, "retry" if retryable else "failed", time.time(), error=error)
         if row["state"] == "queued":
             await self.wakeups.publish(f"queue:{row['queue']}")
         return self._task(row)
 
-    async def release_task(self, run_id: str, claim_token: str | None = None, reason: str | None = None) -> Task:
+    async def release(self, run_id: str, claim_token: str | None, reason: str | None) -> Task:
         row = await self._settle(self.store.settle, run_id, claim_token, "released", time.time(), error=reason)
         await self.wakeups.publish(f"queue:{row['queue']}")
         return self._task(row)
