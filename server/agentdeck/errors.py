@@ -1,7 +1,7 @@
 """The one error hierarchy of agentdeck.
 
 Every failure a client can act on is an `AgentdeckError` with a stable `code`. Handlers and
-backends raise them; one wrapper in `app.py` turns them into MCP tool results with isError.
+backends raise them; boundary.py alone turns them into MCP tool results (isError) and resource errors.
 
     AgentdeckError
     ├── NotFound            not_found

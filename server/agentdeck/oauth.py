@@ -29,8 +29,10 @@ log = logging.getLogger("agentdeck.oauth")
 
 def auth_settings(oauth: OAuthConfig, resource_url: str) -> AuthSettings:
     return AuthSettings(
-        issuer_url=oauth.issuer_url,  # type: ignore[arg-type]
-        resource_server_url=oauth.resource_url or resource_url,  # type: ignore[arg-type]
+        # Strings, not AnyHttpUrl: the model validates them keeping a path-less URL without the
+        # trailing slash that AnyHttpUrl(...) would add (issuer comparison is exact).
+        issuer_url=oauth.issuer_url,  # type: ignore[arg-type]  # validated by the model, see above
+        resource_server_url=oauth.resource_url or resource_url,  # type: ignore[arg-type]  # likewise
         required_scopes=oauth.required_scopes or None,
         validate_token_resource=oauth.validate_resource,
     )

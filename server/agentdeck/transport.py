@@ -231,7 +231,7 @@ class _HeaderDeadline(H11Protocol):
     header_timeout = 10.0
     _deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows it the same way
         super().connection_made(transport)
         self._watch()
 

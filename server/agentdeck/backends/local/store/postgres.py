@@ -293,7 +293,7 @@ class PostgresStore:
         rows: list[Row] | None = None
         try:
             while True:
-                name, params = steps.send(rows)  # type: ignore[arg-type]
+                name, params = steps.send(rows)  # type: ignore[arg-type]  # the first send is None, as a generator needs
                 rows = await (await conn.execute(Q[name], params)).fetchall()
         except StopIteration as done:
             return list(done.value)

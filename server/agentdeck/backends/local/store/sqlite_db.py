@@ -219,7 +219,7 @@ class SqliteDb:
         rows: list[dict[str, Any]] | None = None
         try:
             while True:
-                name, params = steps.send(rows)  # type: ignore[arg-type]
+                name, params = steps.send(rows)  # type: ignore[arg-type]  # the first send is None, as a generator needs
                 rows = [dict(r) for r in self._db.execute(Q[name], params)]
         except StopIteration as done:
             return list(done.value)
