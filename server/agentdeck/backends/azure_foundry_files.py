@@ -5,15 +5,14 @@ A mixin of `AzureFoundryBackend`; paths are checked before any request (no absol
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 import posixpath
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from agentdeck.backends.azure_foundry_wire import home_path, utf8
 from agentdeck.backends.dialect import Overrides, explain
+from agentdeck.backends.files import from_bytes, home_path
 from agentdeck.backends.http import collect_pages
 from agentdeck.backends.times import parse_time
 from agentdeck.errors import Conflict, InvalidArgument
@@ -84,21 +83,7 @@ class SessionFiles:
         clean = home_path(path, allow_home=False)
         files_path, run = self._files(run_id)
         response = await self._request("GET", f"{files_path}/content", params={"path": clean}, headers={"Accept": "application/octet-stream"})
-        data = response.content
-        kept, truncated = data[:max_bytes], len(data) > max_bytes
-        text = utf8(kept, truncated)
-        guessed = mimetypes.guess_type(clean)[0]
-        mime = guessed or ("text/plain" if text is not None else "application/octet-stream")
-        return FileContent(
-            run_id=run,
-            backend=self.name,
-            path=clean,
-            size=len(data),
-            truncated=truncated,
-            mime_type=mime,
-            text=text,
-            base64=None if text is not None else base64.b64encode(kept).decode("ascii"),
-        )
+        return from_bytes(run, self.name, clean, response.content, max_bytes, mimetypes.guess_type(clean)[0])
 
     async def delete_session_file(self, run_id: str, path: str, recursive: bool = False) -> SessionFileList:
         clean = home_path(path, allow_home=False)

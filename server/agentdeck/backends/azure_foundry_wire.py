@@ -13,7 +13,7 @@ from agentdeck.backends.times import parse_time
 from agentdeck.errors import InvalidArgument
 from agentdeck.models import RunState
 
-__all__ = ["ENDED", "STATES", "check_id", "check_session_id", "home_path", "iso", "read_error", "utf8"]
+__all__ = ["ENDED", "STATES", "check_id", "check_session_id", "iso", "read_error"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # The documented rule for agent_session_id (Microsoft's Foundry session-management reference and
@@ -50,20 +50,6 @@ def check_session_id(value: str, what: str) -> str:
     return value
 
 
-def home_path(path: str, *, allow_home: bool) -> str:
-    """A path relative to the session home, checked before any request: no absolute paths, no `..`."""
-    if "\x00" in path:
-        raise InvalidArgument("The path contains a NUL character; remove it.")
-    if path.startswith("/") and path.strip("/"):
-        raise InvalidArgument(f"Paths are relative to the session home directory: use {path.lstrip('/')!r}, not {path!r}.")
-    if ".." in re.split(r"[\\/]", path):
-        raise InvalidArgument(f"The path {path!r} leaves the session home directory ('..'); name a path inside it.")
-    clean = "/".join(p for p in path.split("/") if p not in ("", "."))
-    if not clean and not allow_home:
-        raise InvalidArgument("Name a file inside the session home directory, not the directory itself.")
-    return clean
-
-
 def read_error(body: Any) -> Problem | None:
     """The platform's `{"error": {code, message, param}}` as one line; its code is the Problem's code."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -73,13 +59,3 @@ def read_error(body: Any) -> Problem | None:
     text = str(error.get("message") or "")
     code = error.get("code")
     return Problem(f"{text} ({', '.join(tags)})" if tags else text, str(code) if code else None)
-
-
-def utf8(data: bytes, truncated: bool) -> str | None:
-    """The bytes as text when they are UTF-8 (a character cut by truncation is dropped), else None."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if truncated and exc.reason == "unexpected end of data" and exc.start >= len(data) - 3:
-            return data[: exc.start].decode("utf-8", errors="strict")
-        return None

@@ -5,7 +5,6 @@ that holds the worktree's branch.
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from agentdeck.backends.azure_foundry_wire import home_path, utf8
+from agentdeck.backends.files import from_bytes, home_path
 from agentdeck.backends.local import worktree
 from agentdeck.backends.local.rows import loads
 from agentdeck.backends.local.store import Row
@@ -83,15 +82,4 @@ class SessionFiles:
             data, mime = await self._git(worktree.read, tree, clean), mimetypes.guess_type(clean)[0] or "application/octet-stream"
         else:
             raise NotFound(f"Run {run_id} did not change '{clean}' (or deleted it); list_session_files shows its changed files, and {worktree.DIFF_NAME} has the whole diff.")
-        kept, truncated = data[:max_bytes], len(data) > max_bytes
-        text = utf8(kept, truncated)
-        return FileContent(
-            run_id=run_id,
-            backend=self.name,
-            path=clean,
-            size=len(data),
-            truncated=truncated,
-            mime_type=mime or ("text/plain" if text is not None else "application/octet-stream"),
-            text=text,
-            base64=None if text is not None else base64.b64encode(kept).decode("ascii"),
-        )
+        return from_bytes(run_id, self.name, clean, data, max_bytes, mime)
