@@ -29,6 +29,7 @@ def test_an_agent_whose_command_is_missing_fails_with_the_key_to_fix(tmp_path: P
     result = _doctor(tmp_path)
     assert result.returncode == 1
     assert "FAIL local: agent ghost" in result.stdout and "backends.local.agents.ghost.command" in result.stdout
+    assert "ok   local: store" in result.stdout  # a missing agent does not hide the rest
 
 
 def test_missing_credentials_and_an_unreachable_platform_are_reported_with_fixes(tmp_path: Path) -> None:

@@ -75,11 +75,11 @@ class _Keyed(_Remote):
     secrets_file: Path | None = Field(default=None, description="TOML file of NAME = value; read when the env var is unset")
     api_key: SecretStr | None = Field(default=None, exclude=True, description="resolved at load; never in the file")
 
-    def checks(self, name: str) -> list[tuple[bool, str, str]]:
+    def credentials(self, name: str) -> tuple[bool, str, str] | None:
         if self.api_key is None:
             fix = f"Fix: export {self.api_key_env}=<key>, or name a secrets_file in backends.{name}."
-            return [(False, "credentials", f"${self.api_key_env} is not set. {fix}")]
-        return [(True, "credentials", f"${self.api_key_env} is set")]
+            return (False, "credentials", f"${self.api_key_env} is not set. {fix}")
+        return (True, "credentials", f"${self.api_key_env} is set")
 
 
 class OzConfig(_Keyed):

@@ -17,9 +17,12 @@ class Settings(BaseModel):
 class BackendSettings(Settings):
     """The settings of one backend; `kind` (declared by each subclass) picks the platform."""
 
-    def checks(self, name: str) -> list[tuple[bool, str, str]]:
-        """What `agentdeck doctor` can tell from these settings alone, before the platform is reached.
+    def credentials(self, name: str) -> tuple[bool, str, str] | None:
+        """Whether the credential the platform needs is set (None: it needs none); doctor reaches
+        the platform only when it is. A check is (passed, what, detail with the fix); `name` is
+        the backend's configured name."""
+        return None
 
-        Each check is (passed, what, detail with the fix); `name` is the backend's configured name.
-        """
+    def checks(self, name: str) -> list[tuple[bool, str, str]]:
+        """What else `agentdeck doctor` can tell from these settings alone, without the platform."""
         return []

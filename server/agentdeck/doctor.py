@@ -1,9 +1,9 @@
 """`agentdeck doctor`: one line per check of each configured backend, with a fix for each failure.
 
-Per backend, first what its settings alone tell (credentials present; for the local platform,
-that each agent's command can be found), then, when those pass, what the backend finds by
-reaching its platform: `Backend.doctor()`, by default one cheap read that needs working
-credentials, and more where a backend knows more (the local store, the AGH daemon, A2A cards).
+Per backend: whether its credential is set; when it is (or none is needed), what the backend
+finds by reaching its platform: `Backend.doctor()`, by default one cheap read that needs working
+credentials, and more where a backend knows more (the local store, the AGH daemon, A2A cards);
+last, what the settings alone tell (for the local platform, that each agent's command is found).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ async def _check(config: Config) -> list[Check]:
     deck = Deck.from_config(config)
     try:
         for name, backend in deck.backends.items():
-            checks = config.backends[name].checks(name)
-            if all(ok for ok, _, _ in checks):
+            settings = config.backends[name]
+            credentials = settings.credentials(name)
+            checks = [credentials] if credentials else []
+            if credentials is None or credentials[0]:
                 checks += await backend.doctor()
+            checks += settings.checks(name)
             results += [(ok, f"{name}: {what}", detail) for ok, what, detail in checks]
     finally:
         await deck.aclose()
