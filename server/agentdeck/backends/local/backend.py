@@ -1,7 +1,7 @@
 """The local backend: the embedded platform behind the Backend interface, a facade over its parts.
 
 Runs are subprocesses watched by a supervisor process each (runs.py, supervisor.py); channels,
-task queues and idempotency keys live in the store (store_api.py: SQLite by default, PostgreSQL
+task queues and idempotency keys live in the store (the store package: SQLite by default, PostgreSQL
 for a `postgresql://` store URL); waits wake up across processes through wakeups.py. Each part
 is built here from the store, the wake-ups and who is calling (identity.py); this class only
 hands each Backend method to its part. The parts see the async Store interface and do not care

@@ -1,6 +1,6 @@
 """Store rows as domain models: the one place where the local platform's rows become models.
 
-Rows are the plain dicts both stores return (store_api.py); `backend` is the configured name
+Rows are the plain dicts both stores return (store/base.py); `backend` is the configured name
 the models carry, and `identity` who is reading (a message says whether it is theirs).
 """
 
