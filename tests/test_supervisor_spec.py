@@ -4,6 +4,7 @@ and is read with the standard library only (the supervisor must start fast)."""
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,3 +50,11 @@ def test_the_spec_module_imports_only_the_standard_library() -> None:
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+def test_a_supervisor_starts_without_loading_the_mcp_sdk_or_http_stacks() -> None:
+    # Every run's supervisor is a fresh interpreter: whatever its imports pull in delays the
+    # agent's start (the MCP SDK alone took over a second, three on a busy machine).
+    probe = "import sys, agentdeck.backends.local.supervisor; print(sorted(m for m in ('mcp', 'httpx2', 'starlette', 'uvicorn') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert loaded == "[]", loaded

@@ -29,10 +29,10 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
+if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
 
 __all__ = ["Caller", "RunTokens", "access_token", "bind_callers", "caller_of", "current", "fingerprint", "process_caller"]
 
@@ -72,12 +72,16 @@ def fingerprint(secret: str) -> str:
 
 def access_token(caller: Caller, token: str, principal: str | None, **fields: Any) -> AccessToken:
     """The SDK's view of an authenticated request: `principal` tells credentials apart, `caller` rides in the claims."""
+    from mcp.server.auth.provider import AccessToken  # here, not at the top: supervisors import this module without needing mcp
+
     claims = {**(fields.pop("claims", None) or {}), _CLAIM: asdict(caller)}
     return AccessToken(token=token, client_id=fields.pop("client_id", caller.identity), subject=principal, scopes=fields.pop("scopes", []), claims=claims, **fields)
 
 
 def caller_of(user: Any) -> Caller | None:
     """The caller an authenticated request's user stands for; None when the request has none."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+
     if not isinstance(user, AuthenticatedUser):
         return None
     claim = (user.access_token.claims or {}).get(_CLAIM)
