@@ -24,6 +24,8 @@ from typing import Any
 import anyio
 from websockets.asyncio.client import connect
 
+from tests.helpers import stop_process
+
 __all__ = ["CHROMIUM", "Page", "chromium_page"]
 
 CHROMIUM = os.environ.get("AGENTDECK_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -148,10 +150,5 @@ async def chromium_page() -> AsyncIterator[Page]:
                 finally:
                     tg.cancel_scope.cancel()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         shutil.rmtree(profile, ignore_errors=True)

@@ -49,6 +49,17 @@ prompt = "Hello {{message}}"
 """
 
 
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
+"""A raw handshake-era initialize request, for tests that speak HTTP without an MCP client."""
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+"""The headers a Streamable HTTP POST must carry."""
+
+
 FILES_TOML = """
 default = "files"
 
@@ -188,11 +199,17 @@ def http_server(env: dict[str, str], *args: str, port: int | None = None, connec
             time.sleep(0.05)
         yield f"http://{connect}:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Ask a process to end (SIGTERM), and kill it when it has not within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -16,15 +16,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import agents_toml, call, free_port, http_server, server_env, write_config
+from tests.helpers import HEADERS, INIT, agents_toml, call, free_port, http_server, server_env, write_config
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 ONE, TWO = "first-token-0123456789", "second-token-0123456789"
 
 

@@ -12,15 +12,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.helpers import agents_toml, call, http_server, server_env, write_config
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+from tests.helpers import HEADERS, INIT, agents_toml, call, http_server, server_env, write_config
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.emulators.serving import serve_in_thread
-from tests.helpers import agents_toml, call, free_port, http_server, server_env
+from tests.helpers import HEADERS, INIT, agents_toml, call, free_port, http_server, server_env
 
 ACCOUNTS = {"token-of-alice-1": {"sub": "alice", "client_id": "app-a"}, "token-of-bob-22": {"sub": "bob", "client_id": "app-b"}}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
 PRINT_CREDENTIALS = """
 [backends.local.agents.credentials]
 command = ["{python}", "-c", "import os; print(os.environ['AGENTDECK_URL']); print(os.environ['AGENTDECK_TOKEN'])"]

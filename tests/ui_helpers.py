@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx2
 
+from tests.helpers import stop_process
+
 
 @contextlib.contextmanager
 def ui_server(env: dict[str, str], *args: str) -> Iterator[str]:
@@ -35,11 +37,7 @@ def ui_server(env: dict[str, str], *args: str) -> Iterator[str]:
             time.sleep(0.05)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def csrf_of(html: str) -> str:
