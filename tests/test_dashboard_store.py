@@ -87,3 +87,20 @@ async def _deck(config):  # type: ignore[no-untyped-def]
     for backend in deck.backends.values():
         await backend.store.open()  # type: ignore[attr-defined]
     return deck
+
+
+@pytest.mark.parametrize(("query", "bound"), [("tasks", "seq<?"), ("find_messages", "id<?"), ("audit", "id<?")])
+def test_an_older_page_starts_its_index_walk_at_its_bound(tmp_path: Path, query: str, bound: str) -> None:
+    """An older page of a long channel or queue costs what the first page costs: SQLite seeks to
+    the bound instead of reading every newer row (issue 23: pages at 100,000 rows)."""
+    import sqlite3
+
+    from agentdeck.backends.local.store.overview_sql import SQLITE
+    from agentdeck.backends.local.store.sqlite_db import SqliteDb
+
+    SqliteDb(tmp_path / "agentdeck.db").close()  # the store's schema, migrated
+    db = sqlite3.connect(tmp_path / "agentdeck.db")
+    arguments = {"tasks": ("default", 60_000, 50), "find_messages": ("general", 60_000, "%", 50), "audit": (60_000, 50)}[query]
+    plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + SQLITE[query], arguments))
+    db.close()
+    assert bound in plan, plan

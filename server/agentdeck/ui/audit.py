@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agentdeck.backends.local.store import Row, Store
+from agentdeck.backends.local.store.overview_sql import FIRST_PAGE
 
 __all__ = ["AuditEntry", "AuditTrail"]
 
@@ -50,5 +51,4 @@ class AuditTrail:
         return _entry(rows[0])
 
     async def latest(self, limit: int = 50, before: int | None = None) -> list[AuditEntry]:
-        start = -1 if before is None else before
-        return [_entry(r) for r in await self.store.overview("audit", start, start, limit)]
+        return [_entry(r) for r in await self.store.overview("audit", FIRST_PAGE if before is None else before, limit)]

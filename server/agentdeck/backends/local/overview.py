@@ -11,7 +11,7 @@ from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size
 from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import message_from_row, task_from_row, task_view_from_row
 from agentdeck.backends.local.store import LeaseError
-from agentdeck.backends.local.store.overview_sql import like_pattern
+from agentdeck.backends.local.store.overview_sql import FIRST_PAGE, like_pattern
 from agentdeck.backends.local.tasks import queue_name
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
 from agentdeck.models import ChannelMessage, Task
@@ -34,15 +34,14 @@ class Overview(Part):
         return queues
 
     async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:
-        start = -1 if before is None else before
-        rows = await self.store.overview("tasks", queue_name(queue), start, start, limit)
+        rows = await self.store.overview("tasks", queue_name(queue), FIRST_PAGE if before is None else before, limit)
         return [task_view_from_row(r, self.name) for r in rows]
 
     async def search_messages(self, channel: str, text: str, *, limit: int = 50, before: str | None = None) -> list[ChannelMessage]:
         if before is not None and not before.isdigit():
             raise InvalidArgument("before must be a message id")
-        start = -1 if before is None else int(before)
-        rows = await self.store.overview("find_messages", channel_name(channel), start, start, like_pattern(text), limit)
+        bound = FIRST_PAGE if before is None else int(before)
+        rows = await self.store.overview("find_messages", channel_name(channel), bound, like_pattern(text), limit)
         identity = self.caller().identity
         return [message_from_row(r, self.name, identity) for r in rows]
 

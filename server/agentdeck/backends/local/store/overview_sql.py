@@ -2,7 +2,9 @@
 
 Task listings, queue counts, message search and the audit trail of what people did through
 the dashboard. Each query names the index it walks, so pages stay fast on large stores:
-listings are keyset-paged (`before` an id or seq), never OFFSET.
+listings are keyset-paged (`before` an id or seq), never OFFSET. A first page passes
+FIRST_PAGE as its bound: a plain `id < ?` lets both databases start the index walk at the bound,
+where `(? < 0 OR id < ?)` made them walk every newer row to reach an older page.
 
 The audit trail is a table of its own (not a channel) because agents can write to every
 channel: a record of what a person did must not be forgeable by the agents it concerns.
@@ -10,7 +12,7 @@ channel: a record of what a person did must not be forgeable by the agents it co
 
 from __future__ import annotations
 
-__all__ = ["POSTGRES", "POSTGRES_MIGRATION", "SQLITE", "SQLITE_MIGRATION", "like_pattern"]
+__all__ = ["FIRST_PAGE", "POSTGRES", "POSTGRES_MIGRATION", "SQLITE", "SQLITE_MIGRATION", "like_pattern"]
 
 SQLITE_MIGRATION = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -25,6 +27,9 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_queue ON tasks (queue, seq)
 """
+
+FIRST_PAGE = 2**63 - 1
+"""The `before` bound of a first page: above every id and seq either database can hold."""
 
 POSTGRES_MIGRATION = [
     """CREATE TABLE audit (
@@ -42,8 +47,8 @@ POSTGRES_MIGRATION = [
 
 # name -> SQL with positional parameters (SQLite `?`); POSTGRES below is the same with `%s`.
 SQLITE = {
-    # a queue's tasks, newest first (tasks_by_queue); before: a seq, or -1 for the first page
-    "tasks": "SELECT * FROM tasks WHERE queue = ? AND (? < 0 OR seq < ?) ORDER BY seq DESC LIMIT ?",
+    # a queue's tasks, newest first, below a seq (tasks_by_queue)
+    "tasks": "SELECT * FROM tasks WHERE queue = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
     # how many tasks each queue holds in each state, each count capped (at the parameter) so a
     # queue of a million finished tasks costs no more than one of ten thousand: the queues are
     # found by a loose index scan (one probe of tasks_ready per queue) and each count reads at
@@ -54,13 +59,13 @@ SQLITE = {
     " WHERE tasks.queue = queues.name AND tasks.state = states.state LIMIT ?) capped) AS n"
     " FROM queues, (SELECT 'queued' AS state UNION ALL SELECT 'claimed' UNION ALL SELECT 'completed' UNION ALL SELECT 'failed') states"
     " WHERE queues.name IS NOT NULL ORDER BY queues.name",
-    # a channel's messages whose body contains a text, newest first (messages_by_channel)
-    "find_messages": "SELECT * FROM messages WHERE channel = ? AND (? < 0 OR id < ?) AND body LIKE ? ESCAPE '\\'"
+    # a channel's messages below an id whose body contains a text, newest first (messages_by_channel)
+    "find_messages": "SELECT * FROM messages WHERE channel = ? AND id < ? AND body LIKE ? ESCAPE '\\'"
     " ORDER BY id DESC LIMIT ?",
     # one action a person took through the dashboard
     "add_audit": "INSERT INTO audit (at, actor, action, backend, target, detail, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-    # the audit trail, newest first
-    "audit": "SELECT * FROM audit WHERE (? < 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+    # the audit trail below an id, newest first
+    "audit": "SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
 }
 
 POSTGRES = {name: sql.replace("?", "%s").replace("body LIKE", "body ILIKE") for name, sql in SQLITE.items()}
