@@ -70,6 +70,23 @@ async def test_a_tool_takes_its_schemas_from_the_written_signature_and_lists_the
     assert refused.is_error
 
 
+async def test_a_published_tool_result_is_not_validated_again_by_the_server() -> None:
+    """Results are dumped from models validated when built; the SDK's second pass (a pydantic
+    validation per call) is switched off by `publish`, and the published schema is what clients check."""
+
+    async def body(ctx: Context[State, Any]) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text="ok")], structured_content={"value": 1})  # no "note": Answer would refuse it
+
+    signed = sdk.signed(body, "partial", "Answers part of Answer.", [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)], Annotated[CallToolResult, Answer])
+    checked, published = Tool.from_function(signed, name="partial"), Tool.from_function(signed, name="published")
+    sdk.publish(published, {"type": "object", "properties": {}}, PUBLISHED_OUTPUT)
+    async with Client(MCPServer("pin", tools=[checked, published])) as client:
+        refused = await client.call_tool("partial", {})
+        answered = await client.call_tool("published", {})
+    assert refused.is_error  # the SDK validates against the model when nothing was published
+    assert not answered.is_error and answered.structured_content == {"value": 1}
+
+
 async def test_an_added_request_handler_serves_its_method_and_sees_one_connection_per_client() -> None:
     seen: list[Connection] = []
 

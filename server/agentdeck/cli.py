@@ -6,6 +6,7 @@ In stdio mode stdout carries only MCP messages, so everything human goes to stde
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -28,6 +29,10 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str, fmt: str) -> None:
+    # Every tool call logs a line; neither format shows where in the source a line was logged or
+    # which thread or process logged it, so records skip finding that out (a third of a line's cost).
+    logging._srcfile = None  # the switch the logging HOWTO's "Optimization" section names
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -168,7 +173,17 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
         from agentdeck.transport import serve_http
         from agentdeck.ui import Dashboard
 
-        serve_http(server, config, stateless=args.stateless, dashboard=Dashboard(config, port=config.http.port))
+        dashboard = Dashboard(config, port=config.http.port)
+        _freeze_startup_heap()
+        serve_http(server, config, stateless=args.stateless, dashboard=dashboard)
     else:
         log.info("serving MCP on stdio as %s", config.resolved_identity)
+        _freeze_startup_heap()
         anyio.run(server.run_stdio_async)
+
+
+def _freeze_startup_heap() -> None:
+    """What start-up built (modules, models, schemas: some 90,000 objects) lives as long as the
+    process. Frozen, the cyclic GC stops scanning it on each older-generation pass, which cost
+    about 20 us per tool call (gc.callbacks over 3,000 calls: 85 ms of collections, 22 ms frozen)."""
+    gc.freeze()

@@ -37,9 +37,15 @@ def signed(fn: Callable[..., Any], name: str, doc: str, parameters: list[inspect
 
 
 def publish(tool: Tool, input_schema: dict[str, Any], output_schema: dict[str, Any]) -> None:
-    """Make tools/list show these schemas for `tool`; arguments are still validated by its model."""
+    """Make tools/list show these schemas for `tool`; arguments are still validated by its model.
+
+    Results are not validated again on the way out: each is dumped from a model that was
+    validated when it was built, and a second pass cost every call as much as its store read.
+    (Clients validate what they receive against the published schema; the SDK's do.)
+    """
     tool.parameters = input_schema
     tool.__dict__["output_schema"] = output_schema  # Tool.output_schema is a functools.cached_property
+    tool.fn_metadata.output_model = None  # a schema without a model is published but not checked (FuncMetadata reads it live)
 
 
 def add_request_handler(server: MCPServer[Any], method: str, params: type[BaseModel], handler: Callable[..., Awaitable[Any]]) -> None:
