@@ -27,6 +27,7 @@ from agentdeck import __version__, boundary, sdk
 from agentdeck.backends import Deck
 from agentdeck.errors import AgentdeckError, Unavailable, Unsupported
 from agentdeck.identity import RunTokens, bind_callers
+from agentdeck.keepalive import KeepAlive, Progress
 from agentdeck.resources import register_resources
 from agentdeck.schemas import blank_means_none, compact_schema, output_outline
 from agentdeck.selection import narrow_by_headers, select_tools
@@ -75,55 +76,7 @@ class AgentdeckServer(MCPServer[Deck]):
             raise boundary.resource_error(str(uri), exc.__cause__ or exc) from None
 
 
-KEEPALIVE_SECONDS = 1.0
-"""A call that has sent no progress for this long sends one, so a client whose request timeout
-restarts on progress (and anyone watching) sees the call is alive. Clients are promised a
-notification at least every 2 s; 1 s leaves room for a busy machine."""
-
-
-class _Progress:
-    """The progress notifications of one tool call: the handler's own, plus keep-alives in between."""
-
-    def __init__(self, ctx: Context[Any, Any], name: str) -> None:
-        self.ctx, self.name, self.step, self.last = ctx, name, 0, ""
-        self.started = self.sent_at = time.monotonic()
-
-    async def report(self, _step: float, message: str) -> None:
-        self.last = message
-        await self._send(message)
-
-    async def _send(self, message: str) -> None:
-        self.step += 1
-        self.sent_at = time.monotonic()
-        await self.ctx.report_progress(self.step, None, message)
-
-    async def keep_alive(self) -> None:
-        while True:
-            await anyio.sleep(max(0.05, self.sent_at + KEEPALIVE_SECONDS - time.monotonic()))
-            if time.monotonic() - self.sent_at >= KEEPALIVE_SECONDS:
-                try:
-                    waited = f"{self.name} still waiting ({time.monotonic() - self.started:.0f} s)"
-                    await self._send(f"{waited}; {self.last}" if self.last else waited)
-                except Exception:  # the client went away; the call itself will notice
-                    return
-
-    async def around(self, work: Callable[[], Awaitable[Any]]) -> Any:
-        """Run `work` with keep-alives beside it; its result or exception comes out unchanged."""
-        outcome: dict[str, Any] = {}
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.keep_alive)
-            try:
-                outcome["value"] = await work()
-            except Exception as exc:  # re-raised below, outside the task group, so it is not wrapped
-                outcome["error"] = exc
-            finally:
-                tg.cancel_scope.cancel()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
-
-
-async def _run(spec: ToolSpec, ctx: Context[Deck, Any], kwargs: dict[str, Any], max_wait: float, wants_progress: bool) -> CallToolResult:
+async def _run(spec: ToolSpec, ctx: Context[Deck, Any], kwargs: dict[str, Any], max_wait: float, wants_progress: bool, keepalive: KeepAlive) -> CallToolResult:
     """One call of `spec`'s handler on the backend it names (or the default), as a tool result."""
     deck = ctx.request_context.lifespan_context
     backend = deck.pick(kwargs.pop("backend", None))
@@ -131,28 +84,24 @@ async def _run(spec: ToolSpec, ctx: Context[Deck, Any], kwargs: dict[str, Any], 
         raise Unsupported(f"Backend '{backend.name}' ({backend.kind}) has no {spec.name}; pick another backend (see agentdeck://context).")
     if spec.waits and kwargs.get(spec.waits, 0) > max_wait:
         kwargs[spec.waits] = max_wait
-    progress = _Progress(ctx, spec.name)
-    if wants_progress:
-        kwargs["progress"] = progress.report
-    if spec.waits or wants_progress:
-        # A call that waits answers at once when the server starts to stop.
-        with deck.cut_short_on_stop() as waiting:
-            result = await progress.around(lambda: spec.handler(backend, **kwargs))
-        if waiting.cancelled_caught:
-            raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
-    elif backend.kind == "local":
-        # The embedded platform answers other tools from its store in milliseconds; the
-        # keep-alive task would cost every call more than it could ever save.
-        result = await spec.handler(backend, **kwargs)
-    else:
-        result = await progress.around(lambda: spec.handler(backend, **kwargs))
+    with keepalive.watching(Progress(ctx, spec.name)) as progress:
+        if wants_progress:
+            kwargs["progress"] = progress.report
+        if spec.waits or wants_progress:
+            # A call that waits answers at once when the server starts to stop.
+            with deck.cut_short_on_stop() as waiting:
+                result = await spec.handler(backend, **kwargs)
+            if waiting.cancelled_caught:
+                raise Unavailable("agentdeck is stopping, so this wait ended early; nothing was lost. Call again in a moment.")
+        else:
+            result = await spec.handler(backend, **kwargs)
     if spec.present is not None:
         blocks, structured = spec.present(result)
         return CallToolResult(content=blocks, structured_content=structured)
     return CallToolResult(content=[TextContent(type="text", text=result.summary())], structured_content=result.model_dump(mode="json"))
 
 
-def _bind(spec: ToolSpec, backends: tuple[str, ...], default: str, max_wait: float) -> Callable[..., Awaitable[CallToolResult]]:
+def _bind(spec: ToolSpec, backends: tuple[str, ...], default: str, max_wait: float, keepalive: KeepAlive) -> Callable[..., Awaitable[CallToolResult]]:
     """Make the function MCPServer registers: the handler's arguments, plus `backend` when several exist.
 
     The function finds the deck in the request's lifespan context; the failures it raises are
@@ -170,7 +119,7 @@ def _bind(spec: ToolSpec, backends: tuple[str, ...], default: str, max_wait: flo
     async def call(ctx: Context[Deck, Any], **kwargs: Any) -> CallToolResult:
         started, outcome = time.perf_counter(), "internal"
         try:
-            result = await _run(spec, ctx, kwargs, max_wait, wants_progress)
+            result = await _run(spec, ctx, kwargs, max_wait, wants_progress, keepalive)
             outcome = "ok"
             return result
         except AgentdeckError as exc:
@@ -209,9 +158,9 @@ def _cap_wait(schema: dict[str, Any], name: str, max_wait: float) -> None:
         field["default"] = limit
 
 
-def _tool(spec: ToolSpec, deck: Deck, max_wait: float) -> tuple[Tool, frozenset[str]]:
+def _tool(spec: ToolSpec, deck: Deck, max_wait: float, keepalive: KeepAlive) -> tuple[Tool, frozenset[str]]:
     """The tool as tools/list shows it, and its optional string arguments (see `blank_means_none`)."""
-    call = _bind(spec, tuple(deck.backends), deck.default, max_wait)
+    call = _bind(spec, tuple(deck.backends), deck.default, max_wait, keepalive)
     tool = Tool.from_function(call, name=spec.name, title=spec.title, description=spec.description, annotations=_annotations(spec))
     parameters = compact_schema(tool.parameters)
     if spec.waits:
@@ -228,6 +177,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
     selected = select_tools(deck, toolsets=config.toolsets, tools=config.tools, exclude_tools=config.exclude_tools, read_only=config.read_only)
 
     bus = NotificationBus()
+    keepalive = KeepAlive()
     watcher = deck.pick(None).watcher(bus.publish_change)
 
     @asynccontextmanager
@@ -235,6 +185,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
         # The backends open and close on this loop, the one that serves (issue: closing them from
         # a second loop after the server ended failed with "Event loop is closed").
         async with anyio.create_task_group() as tg:
+            tg.start_soon(keepalive.run)
             try:
                 # The watcher stops before the backends close: it reads the store.
                 async with deck.serving(tg), anyio.create_task_group() as watching:
@@ -247,7 +198,7 @@ def build_server(config: Any, deck: Deck | None = None) -> AgentdeckServer:
             finally:
                 tg.cancel_scope.cancel()
 
-    built = [_tool(spec, deck, config.max_wait_seconds) for spec in selected]
+    built = [_tool(spec, deck, config.max_wait_seconds, keepalive) for spec in selected]
     tools = [tool for tool, _ in built]
     blanks = {tool.name: blanks for tool, blanks in built}
     options: dict[str, Any] = {}
