@@ -35,7 +35,7 @@ _NOTES = {
     "healthz": "no page at all: what any request costs this server on this machine, for scale",
     "search": "substring search cannot use an index; it reads the channel newest first and stops at a page of matches",
     "event": "information: issue 20's goal, not issue 23's, is <= 2",
-    "tasks": "per-queue counts are capped at 10,000 (shown as 'over 10,000'), so a queue of finished tasks costs no more than that",
+    "tasks": "per-queue counts are capped at 1,000 (shown as 'over 1,000'), so a queue of finished tasks costs no more than that",
 }
 
 

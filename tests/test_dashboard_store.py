@@ -4,6 +4,7 @@ search that takes LIKE's wildcards literally, keyset paging, and a person's over
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,20 @@ def test_an_older_page_starts_its_index_walk_at_its_bound(tmp_path: Path, query:
     plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + SQLITE[query], arguments))
     db.close()
     assert bound in plan, plan
+
+
+async def test_queue_counts_are_exact_up_to_the_cap_and_stop_just_above_it(store: Any) -> None:
+    """The tasks page shows 'over 1,000' for a bigger count: counting further would cost every
+    view of a long-lived queue a walk over its whole history."""
+    import time
+
+    from agentdeck.backends.local.overview import COUNT_CAP
+    from agentdeck.backends.local.store import new_id
+
+    for queue, count in (("big", COUNT_CAP + 5), ("small", 3)):
+        for n in range(count):
+            task = {"id": new_id("task"), "queue": queue, "title": f"t{n}", "payload": None, "priority": 0, "max_attempts": 3, "created_at": time.time()}
+            await store.create_task(task, "test", None)
+    counts = {(row["queue"], row["state"]): row["n"] for row in await store.overview("queue_counts", COUNT_CAP + 1)}
+    assert counts[("big", "queued")] == COUNT_CAP + 1  # shown as "over 1,000"
+    assert counts[("small", "queued")] == 3 and counts[("small", "completed")] == 0
