@@ -40,6 +40,45 @@ def test_sqlite_file_at_an_older_schema_version_is_migrated_on_open(tmp_path: Pa
     assert SqliteDb(path).schema_version() == SQLITE_MIGRATIONS[-1][0]
 
 
+async def test_sqlite_write_waits_for_another_process_without_stalling_the_event_loop(tmp_path: Path) -> None:
+    """Quick writes run on the event loop when the write lock is free; while another process
+    holds it, they wait in the worker thread, and every other request keeps being served."""
+    import subprocess
+    import time
+
+    store = open_store(None, tmp_path / "data")
+    await store.open()
+    try:
+        await store.create_task(_task("first"), "s", None)  # on the loop: the lock is free
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], isolation_level=None);"
+             " db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(1.5); db.execute('COMMIT')", str(tmp_path / "data" / "agentdeck.db")],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        stalls: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                before = time.monotonic()
+                await anyio.sleep(0.01)
+                stalls.append(time.monotonic() - before)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            started = time.monotonic()
+            with anyio.fail_after(20):
+                task = await store.create_task(_task("second"), "s", None)
+            waited = time.monotonic() - started
+            tg.cancel_scope.cancel()
+        holder.wait(10)
+        assert task["title"] == "second" and waited >= 0.5, waited  # it did wait for the other process
+        assert max(stalls) < 0.5, f"the event loop stalled for {max(stalls):.2f} s"
+        assert (await store.get_task(task["id"]) or {}).get("state") == "queued"
+    finally:
+        await store.close()
+
+
 def test_sqlite_store_url_names_the_file_and_other_schemes_are_refused(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/elsewhere.db", tmp_path / "data")
     assert store.kind == "sqlite" and store.path == tmp_path / "elsewhere.db"  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """The local platform's SQLite store: one file in WAL mode, shared by the processes of one machine.
 
 `SqliteDb` is synchronous: the run supervisor uses it directly (as its RunLog) and the server
-through `SqliteStore` (sqlite.py), which runs it in a worker thread. Each public method
+through `SqliteStore` (sqlite.py), which runs its quick calls on the event loop when the write
+lock is free (`attempt`) and the others in a worker thread. Each public method
 is one transaction; what must have exactly one winner (claiming a task, advancing a reader's
 cursor, taking an idempotency key) happens inside `BEGIN IMMEDIATE`, so concurrent agentdeck
 processes on the same file serialize on it. Lease rules come from leases.py. The schema is
@@ -16,10 +17,10 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
@@ -28,9 +29,17 @@ from agentdeck.backends.local.store.run_filter import runs_page
 from agentdeck.backends.local.store.sqlite_sql import MIGRATIONS, SCHEMA_VERSION, Q
 from agentdeck.backends.local.store.unread import Step, streak_of, unread
 
-__all__ = ["SqliteDb", "open_reader"]
+__all__ = ["SqliteDb", "WriteLockBusy", "open_reader"]
 
 _CLOCK_SKEW_SECONDS = 60.0
+_BUSY_TIMEOUT_MS = 30_000
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+T = TypeVar("T")
+
+
+class WriteLockBusy(Exception):
+    """Another connection holds the write lock, and `SqliteDb.attempt` does not wait for it."""
 
 
 def open_reader(path: Path) -> sqlite3.Connection:
@@ -61,7 +70,7 @@ class SqliteDb:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -83,8 +92,38 @@ class SqliteDb:
     def close(self) -> None:
         self._db.close()
 
+    def attempt(self, call: Callable[[], T]) -> T:
+        """Run `call` now as one write transaction, or raise WriteLockBusy at once if another
+        connection holds the write lock (nothing is done then, so the call can be made again)."""
+        self._db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in _BUSY:
+                raise WriteLockBusy from None
+            raise
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        try:
+            result = call()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return result
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside `attempt`, which commits: a savepoint keeps this block all or nothing
+            self._db.execute("SAVEPOINT tx")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK TO tx")
+                self._db.execute("RELEASE tx")
+                raise
+            self._db.execute("RELEASE tx")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
