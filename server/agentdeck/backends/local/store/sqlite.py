@@ -37,6 +37,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: SqliteDb | None = None
+        self._now: SqliteDb | None = None  # the connection of `attempt`s, which never waits for the write lock
         self._reader: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
 
@@ -50,22 +51,31 @@ class SqliteStore:
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
 
-    async def _quick(self, fn: Callable[[], T]) -> T:
-        """A call that takes microseconds: on the event loop if the write lock is free, else `_run`."""
-        if self._db is not None and self._limiter.available_tokens:  # the worker thread is not using the connection
+    async def _quick(self, fn: Callable[[SqliteDb], T]) -> T:
+        """`fn(db)`, a call that takes microseconds: on the event loop while the write lock is
+        free, else in the worker thread, where waiting for it blocks nothing."""
+        if self._now is not None:
             try:
-                return self._db.attempt(fn)
+                return self._now.attempt(fn)
             except WriteLockBusy:
-                pass  # another process is writing: wait for it where waiting blocks nothing
-        return await self._run(fn)
+                pass  # another connection is writing
+        return await self._run(lambda: fn(self.db))
 
     async def open(self) -> None:
-        await self._run(lambda: self.db)
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.db  # noqa: B018  opens and migrates the file first
+        if self._now is None:
+            self._now = SqliteDb(self.path, waits=False)
 
     async def close(self) -> None:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             reader.close()
+        if self._now is not None:
+            now, self._now = self._now, None
+            now.close()
         if self._db is not None:
             db, self._db = self._db, None
             db.close()
@@ -79,7 +89,7 @@ class SqliteStore:
     # runs
 
     async def create_run(self, run: Row, scope: str, key: str | None) -> tuple[Row, bool]:
-        return await self._quick(lambda: self.db.create_run(run, scope, key))
+        return await self._quick(lambda db: db.create_run(run, scope, key))
 
     async def get_run(self, run_id: str) -> Row | None:
         # The most frequent call, a read by primary key: it takes microseconds and a WAL reader
@@ -98,13 +108,13 @@ class SqliteStore:
     async def finish_run(
         self, run_id: str, state: str, now: float, exit_code: int | None = None, error_code: str | None = None, error_message: str | None = None
     ) -> bool:
-        return await self._quick(lambda: self.db.finish_run(run_id, state, now, exit_code, error_code, error_message))
+        return await self._quick(lambda db: db.finish_run(run_id, state, now, exit_code, error_code, error_message))
 
     async def set_worktree(self, run_id: str, worktree: Row) -> None:
-        await self._quick(lambda: self.db.set_worktree(run_id, worktree))
+        await self._quick(lambda db: db.set_worktree(run_id, worktree))
 
     async def request_cancel(self, run_id: str) -> None:
-        await self._quick(lambda: self.db.request_cancel(run_id))
+        await self._quick(lambda db: db.request_cancel(run_id))
 
     async def append_events(self, run_id: str, events: list[tuple[str, str]], max_bytes: int) -> int:
         return await self._run(lambda: self.db.append_events(run_id, events, max_bytes))
@@ -118,33 +128,33 @@ class SqliteStore:
         return await self._run(lambda: self.db.list_channels())
 
     async def get_message(self, message_id: int) -> Row | None:
-        return await self._quick(lambda: self.db.get_message(message_id))
+        return await self._quick(lambda db: db.get_message(message_id))
 
     async def append_message(self, message: Row, scope: str, key: str | None) -> Row:
-        return await self._quick(lambda: self.db.append_message(message, scope, key))
+        return await self._quick(lambda db: db.append_message(message, scope, key))
 
     async def latest_messages(self, channel: str, limit: int) -> list[Row]:
         return await self._run(lambda: self.db.latest_messages(channel, limit))
 
     async def read_messages(self, channel: str, identity: str, limit: int, after: int | None = None) -> tuple[list[Row], bool]:
-        return await self._quick(lambda: self.db.read_messages(channel, identity, limit, after))
+        return await self._quick(lambda db: db.read_messages(channel, identity, limit, after))
 
     # tasks
 
     async def create_task(self, task: Row, scope: str, key: str | None) -> Row:
-        return await self._quick(lambda: self.db.create_task(task, scope, key))
+        return await self._quick(lambda db: db.create_task(task, scope, key))
 
     async def get_task(self, task_id: str) -> Row | None:
-        return await self._quick(lambda: self.db.get_task(task_id))
+        return await self._quick(lambda db: db.get_task(task_id))
 
     async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
-        return await self._quick(lambda: self.db.claim_next(queue, holder, lease_seconds, now))
+        return await self._quick(lambda db: db.claim_next(queue, holder, lease_seconds, now))
 
     async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> Row:
-        return await self._quick(lambda: self.db.heartbeat(run_id, token, lease_seconds, now, holder=holder))
+        return await self._quick(lambda db: db.heartbeat(run_id, token, lease_seconds, now, holder=holder))
 
     async def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> Row:
-        return await self._quick(lambda: self.db.settle(run_id, token, outcome, now, holder=holder, result=result, error=error))
+        return await self._quick(lambda db: db.settle(run_id, token, outcome, now, holder=holder, result=result, error=error))
 
     # the dashboard's reads and its audit trail
 
