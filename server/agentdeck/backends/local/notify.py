@@ -15,9 +15,10 @@ import hashlib
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["wake_dir", "notify"]
+__all__ = ["Notifier", "wake_dir"]
 
 
 def wake_dir(data_dir: Path) -> Path:
@@ -26,26 +27,50 @@ def wake_dir(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"agentdeck-{digest}"
 
 
-def notify(directory: Path, *topics: str, own: str | None = None) -> None:
-    """Send each topic to every listening process but the socket `own`; stale sockets are removed."""
-    if not hasattr(socket, "AF_UNIX"):
-        return
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return
-    payload = "\n".join(topics).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-        sender.setblocking(False)
-        for entry in entries:
-            if not entry.name.endswith(".sock") or entry.path == own:
-                continue
+class Notifier:
+    """Sends topics to every process listening in `directory` but the socket `own`, from one socket.
+
+    The folder is listed again only when it changed since the last listing (binding or removing
+    a socket changes its mtime), or changed so recently that its coarse mtime could hide a
+    second change: one stat per send instead of a listing and a new socket, 21 us a send before.
+    """
+
+    _RECENT_NS = 100_000_000
+
+    def __init__(self, directory: Path, own: str | None = None) -> None:
+        self.directory = directory
+        self.own = own
+        self._sock: socket.socket | None = None
+        self._listed_at = -1  # the folder's mtime when `_paths` was read
+        self._paths: list[str] = []
+
+    def __call__(self, *topics: str) -> None:
+        if not hasattr(socket, "AF_UNIX"):
+            return
+        try:
+            changed = os.stat(self.directory).st_mtime_ns
+            if changed != self._listed_at or time.time_ns() - changed < self._RECENT_NS:
+                self._paths = [e.path for e in os.scandir(self.directory) if e.name.endswith(".sock") and e.path != self.own]
+                self._listed_at = changed
+        except FileNotFoundError:
+            return
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)
+        payload = "\n".join(topics).encode()
+        for path in self._paths:
             try:
-                sender.sendto(payload, entry.path)
+                self._sock.sendto(payload, path)
             except (ConnectionRefusedError, FileNotFoundError):
-                _unlink(entry.path)  # its process is gone
-            except (BlockingIOError, OSError):
+                _unlink(path)  # its process is gone
+                self._listed_at = -1
+            except OSError:
                 pass  # a full buffer: that waiter's slow poll covers it
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 def _unlink(path: str) -> None:

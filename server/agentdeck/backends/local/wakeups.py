@@ -27,7 +27,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-from agentdeck.backends.local.notify import notify
+from agentdeck.backends.local.notify import Notifier
 
 __all__ = ["SocketWakeups", "Wakeups"]
 
@@ -116,6 +116,7 @@ class SocketWakeups(Wakeups):
         self.directory = directory
         self._sock: socket.socket | None = None
         self._path: str | None = None
+        self._notify = Notifier(directory)
 
     def open(self) -> None:
         if self._sock is not None or not hasattr(socket, "AF_UNIX"):
@@ -125,9 +126,11 @@ class SocketWakeups(Wakeups):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(self._path)
         self._sock = sock
+        self._notify.own = self._path
         threading.Thread(target=self._listen, args=(sock,), name="agentdeck-wakeups", daemon=True).start()
 
     def close(self) -> None:
+        self._notify.close()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -150,4 +153,4 @@ class SocketWakeups(Wakeups):
     async def _send(self, topics: tuple[str, ...]) -> None:
         # Not to our own socket: publish has woken this process's waiters already, and the
         # datagram would only wake the listener thread to contend for the GIL for nothing.
-        notify(self.directory, *topics, own=self._path)
+        self._notify(*topics)

@@ -17,7 +17,6 @@ dialect's module (and psycopg) is imported when a store of that dialect is opene
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def open_run_log(url: str | None, db_path: str, data_dir: Path) -> tuple[RunLog,
 
         log = PostgresRunLog(url or "")
         return log, log.notify
-    from agentdeck.backends.local.notify import notify, wake_dir
+    from agentdeck.backends.local.notify import Notifier, wake_dir
     from agentdeck.backends.local.store.sqlite_db import SqliteDb
 
-    return SqliteDb(Path(db_path)), functools.partial(notify, wake_dir(data_dir))
+    return SqliteDb(Path(db_path)), Notifier(wake_dir(data_dir))
