@@ -79,6 +79,23 @@ async def test_sqlite_write_waits_for_another_process_without_stalling_the_event
         await store.close()
 
 
+async def test_sqlite_writes_made_on_the_event_loop_still_checkpoint_the_wal(tmp_path: Path) -> None:
+    import time
+
+    store = open_store(None, tmp_path / "data")
+    try:
+        for i in range(600):
+            await store.create_task(_task(f"t{i}"), "s", None)
+        for _ in range(600):
+            claim = await store.claim_next("q", "w", 60, time.time())
+            assert claim is not None
+            await store.settle(claim["lease_run_id"], claim["claim_token"], "completed", time.time(), holder="w")
+        # 1,800 write transactions leave over 40 MB of WAL when nothing checkpoints it.
+        assert (tmp_path / "data" / "agentdeck.db-wal").stat().st_size < 12_000_000
+    finally:
+        await store.close()
+
+
 def test_sqlite_store_url_names_the_file_and_other_schemes_are_refused(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/elsewhere.db", tmp_path / "data")
     assert store.kind == "sqlite" and store.path == tmp_path / "elsewhere.db"  # type: ignore[attr-defined]

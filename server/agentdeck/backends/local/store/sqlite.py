@@ -1,13 +1,15 @@
-"""The SQLite Store: SqliteDb's blocking calls, one at a time, on the event loop or in a worker thread.
+"""The SQLite Store: SqliteDb's blocking calls, on the event loop or in a worker thread.
 
-One connection per process, so calls are serialized by a capacity limiter of one; other
-processes on the same file serialize on SQLite's write lock. A quick call (a row or a page by
-key, written in microseconds) runs on the event loop when the write lock is free, since the
-hop to a worker thread and back cost more CPU than the call itself (about 250 us against
-60 us per write); when another process holds the lock, or for calls whose cost grows with
-the data (listings, searches), it runs in the worker thread, where waiting blocks nothing.
-Wake-ups between processes go through Unix datagram sockets (wakeups.py), so `notify` here
-has nothing to do.
+Two connections per process. A quick call (a row, or a page bounded by its limit) runs on
+the event loop as one transaction of a connection that never waits (SqliteDb.attempt) when
+the write lock is free: the hop to a worker thread and back cost more CPU than such a call
+(about 250 us against 60 us per write). Its commits leave the WAL to a passive checkpoint in
+the worker thread every CHECKPOINT_EVERY calls, so the loop never copies it into the file.
+Everything else runs on the other connection, one call at a time in the worker thread (a
+capacity limiter of one): a quick call whose lock another process holds, which waits for it
+there, and calls whose cost grows with the data (listings, searches, event pages). Wake-ups
+between processes go through Unix datagram sockets (wakeups.py), so `notify` here has
+nothing to do.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
 
+CHECKPOINT_EVERY = 100
+"""Attempts do not checkpoint the WAL on commit; after this many, a passive checkpoint runs in the
+worker thread (SQLite's own comes after 1,000 pages, roughly this many claims or settles)."""
+
 
 class SqliteStore:
     """Store over one SQLite file (WAL), shared by the agentdeck processes of one machine."""
@@ -40,6 +46,7 @@ class SqliteStore:
         self._now: SqliteDb | None = None  # the connection of `attempt`s, which never waits for the write lock
         self._reader: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
+        self._attempted = 0  # attempts since the last checkpoint
 
     @property
     def db(self) -> SqliteDb:
@@ -54,12 +61,18 @@ class SqliteStore:
     async def _quick(self, fn: Callable[[SqliteDb], T]) -> T:
         """`fn(db)`, a call that takes microseconds: on the event loop while the write lock is
         free, else in the worker thread, where waiting for it blocks nothing."""
-        if self._now is not None:
-            try:
-                return self._now.attempt(fn)
-            except WriteLockBusy:
-                pass  # another connection is writing
-        return await self._run(lambda: fn(self.db))
+        if self._now is None:
+            await self.open()
+        if self._attempted >= CHECKPOINT_EVERY:
+            self._attempted = 0
+            await self._run(lambda: self.db.checkpoint())
+        assert self._now is not None
+        try:
+            result = self._now.attempt(fn)
+        except WriteLockBusy:  # another connection is writing
+            return await self._run(lambda: fn(self.db))
+        self._attempted += 1
+        return result
 
     async def open(self) -> None:
         await self._run(self._open)

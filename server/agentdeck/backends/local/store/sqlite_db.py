@@ -80,6 +80,10 @@ class SqliteDb:
         if waits:
             self._db.execute("PRAGMA journal_mode = WAL")  # kept by the file: set once, by the connection that migrates
             self._migrate()
+        else:
+            # Its commits never copy the WAL into the file (that syncs megabytes): `checkpoint`
+            # does, from a waiting connection, off the event loop.
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")
         self._db.execute("PRAGMA synchronous = NORMAL")
 
     def _migrate(self) -> None:
@@ -118,6 +122,10 @@ class SqliteDb:
             raise
         self._db.execute("COMMIT")
         return result
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, as far as readers allow, without waiting for them."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
