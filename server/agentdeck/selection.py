@@ -80,10 +80,15 @@ def narrow_by_headers(selected: list[ToolSpec]) -> Any:
     """Server middleware that lets a request's headers hide tools, never add them."""
 
     async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        request = ctx.request  # the HTTP request on Streamable HTTP; None on stdio
-        headers = {k.lower(): v for k, v in (getattr(request, "headers", None) or {}).items()}
-        if ctx.method not in ("tools/list", "tools/call") or not any(k.startswith("x-agentdeck-") for k in headers):
+        if ctx.method not in ("tools/list", "tools/call"):
             return await call_next(ctx)
+        request = ctx.request  # the HTTP request on Streamable HTTP; None on stdio
+        # Most requests name no X-Agentdeck-* header: look at the raw names (ASGI lower-cases
+        # them) before decoding every header into a dict.
+        raw = getattr(request, "scope", {}).get("headers", ())
+        if not any(name.startswith(b"x-agentdeck-") for name, _ in raw):
+            return await call_next(ctx)
+        headers = {k.lower(): v for k, v in request.headers.items()}  # type: ignore[union-attr]  # a request with a scope has headers
         allowed = _narrowed(selected, headers)
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
