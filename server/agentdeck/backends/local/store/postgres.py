@@ -160,6 +160,17 @@ class PostgresStore:
         async with self._conn() as conn, conn.transaction():
             yield conn
 
+    @staticmethod
+    @asynccontextmanager
+    async def _sent_tx(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+        """A transaction in pipeline mode: BEGIN, the statements and COMMIT go out without waiting,
+        so it costs one round trip per result read inside it, plus one. Read the other results
+        after it, on the same connection. On an error, leaving `_conn` rolls it back."""
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+
     async def _one(self, name: str, *args: Any) -> Row | None:
         async with self._conn() as conn:
             return await (await conn.execute(Q[name], args)).fetchone()
@@ -319,10 +330,12 @@ class PostgresStore:
 
     async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
         run_id, token = new_id("trun"), secrets.token_urlsafe(18)
-        async with self._tx() as conn:
-            await conn.execute(Q["expire"], {"queue": queue, "now": now})
-            args = {"queue": queue, "run_id": run_id, "token": token, "holder": holder, "expires": now + lease_seconds, "now": now}
-            return await self._fetch(conn, "claim", args)
+        args = {"queue": queue, "run_id": run_id, "token": token, "holder": holder, "expires": now + lease_seconds, "now": now}
+        async with self._conn() as conn:
+            async with self._sent_tx(conn):  # one round trip: BEGIN, expire, claim, COMMIT
+                await conn.execute(Q["expire"], {"queue": queue, "now": now})
+                claimed = await conn.execute(Q["claim"], args)
+            return await claimed.fetchone()
 
     async def _held(self, conn: psycopg.AsyncConnection[Any], run_id: str, token: str, now: float, holder: str) -> Row:
         task = await self._fetch(conn, "claimed_task", (run_id,))
@@ -332,16 +345,20 @@ class PostgresStore:
         return task
 
     async def heartbeat(self, run_id: str, token: str, lease_seconds: float, now: float, *, holder: str) -> Row:
-        async with self._tx() as conn:
-            task = await self._held(conn, run_id, token, now, holder)
-            return await self._fetch(conn, "extend", (now + lease_seconds, now, task["id"])) or {}
+        async with self._conn() as conn:
+            async with self._sent_tx(conn):
+                task = await self._held(conn, run_id, token, now, holder)
+                extended = await conn.execute(Q["extend"], (now + lease_seconds, now, task["id"]))
+            return await extended.fetchone() or {}
 
     async def settle(self, run_id: str, token: str, outcome: str, now: float, *, holder: str, result: Any = None, error: str | None = None) -> Row:
-        async with self._tx() as conn:
-            task = await self._held(conn, run_id, token, now, holder)
-            state, refund = leases.next_state(task, outcome)
-            args = {"state": state, "refund": refund, "result": _dumps(result), "error": error, "now": now, "task_id": task["id"], "outcome": outcome, "run_id": run_id}
-            return await self._fetch(conn, "settle", args) or {}
+        async with self._conn() as conn:
+            async with self._sent_tx(conn):  # two round trips: BEGIN and the locking read, then the update and COMMIT
+                task = await self._held(conn, run_id, token, now, holder)
+                state, refund = leases.next_state(task, outcome)
+                args = {"state": state, "refund": refund, "result": _dumps(result), "error": error, "now": now, "task_id": task["id"], "outcome": outcome, "run_id": run_id}
+                settled = await conn.execute(Q["settle"], args)
+            return await settled.fetchone() or {}
 
     # the dashboard's reads and its audit trail
 
