@@ -44,6 +44,24 @@ def test_a_listener_that_binds_after_the_first_send_still_gets_the_next_one(fold
     late.close()
 
 
+def test_a_socket_bound_in_the_same_clock_tick_as_the_last_listing_is_not_missed(folder: Path) -> None:
+    """Folder mtimes are coarse: a socket bound right after a listing may leave the mtime as it
+    was. Here that is made certain by putting the mtime back; a later send must still reach it."""
+    first = _listener(folder / "first.sock")
+    notify = Notifier(folder)
+    notify("a")
+    assert first.recv(100) == b"a"
+    before = os.stat(folder).st_mtime_ns
+    late = _listener(folder / "late.sock")
+    os.utime(folder, ns=(before, before))  # the same tick as the listing
+    time.sleep(0.15)
+    notify("b")
+    assert late.recv(100) == b"b"
+    notify.close()
+    first.close()
+    late.close()
+
+
 def test_the_socket_of_a_process_that_is_gone_is_removed_and_the_others_still_get_theirs(folder: Path) -> None:
     alive = _listener(folder / "alive.sock")
     gone = _listener(folder / "gone.sock")

@@ -30,18 +30,20 @@ def wake_dir(data_dir: Path) -> Path:
 class Notifier:
     """Sends topics to every process listening in `directory` but the socket `own`, from one socket.
 
-    The folder is listed again only when it changed since the last listing (binding or removing
-    a socket changes its mtime), or changed so recently that its coarse mtime could hide a
-    second change: one stat per send instead of a listing and a new socket, 21 us a send before.
+    The folder is listed again unless it is unchanged (binding or removing a socket changes its
+    mtime) since a listing made well after its last change: mtimes are coarse, so a socket bound
+    just after a listing, in the same clock tick, would not move it. One stat per send instead of
+    a listing and a new socket, 21 us a send before.
     """
 
-    _RECENT_NS = 100_000_000
+    _MARGIN_NS = 100_000_000  # far more than the coarsest mtime tick
 
     def __init__(self, directory: Path, own: str | None = None) -> None:
         self.directory = directory
         self.own = own
         self._sock: socket.socket | None = None
-        self._listed_at = -1  # the folder's mtime when `_paths` was read
+        self._mtime = -1  # the folder's mtime when `_paths` was read,
+        self._listed_at = 0  # and when that was (time.time_ns)
         self._paths: list[str] = []
 
     def __call__(self, *topics: str) -> None:
@@ -49,9 +51,10 @@ class Notifier:
             return
         try:
             changed = os.stat(self.directory).st_mtime_ns
-            if changed != self._listed_at or time.time_ns() - changed < self._RECENT_NS:
+            if changed != self._mtime or self._listed_at - changed < self._MARGIN_NS:
+                self._listed_at = time.time_ns()
                 self._paths = [e.path for e in os.scandir(self.directory) if e.name.endswith(".sock") and e.path != self.own]
-                self._listed_at = changed
+                self._mtime = changed
         except FileNotFoundError:
             return
         if self._sock is None:
@@ -63,7 +66,7 @@ class Notifier:
                 self._sock.sendto(payload, path)
             except (ConnectionRefusedError, FileNotFoundError):
                 _unlink(path)  # its process is gone
-                self._listed_at = -1
+                self._mtime = -1
             except OSError:
                 pass  # a full buffer: that waiter's slow poll covers it
 
