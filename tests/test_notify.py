@@ -74,3 +74,36 @@ def test_the_socket_of_a_process_that_is_gone_is_removed_and_the_others_still_ge
     assert alive.recv(100) == b"channel:general"
     notify.close()
     alive.close()
+
+
+async def test_a_process_listens_only_while_someone_in_it_waits(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes made elsewhere cost a process nothing unless someone in it waits: its socket is
+    bound by the first waiter (before it looks at the store) and goes a while after the last."""
+    import anyio
+
+    from agentdeck.backends.local import wakeups as module
+
+    monkeypatch.setattr(module, "LINGER_SECONDS", 0.2)
+    here = module.SocketWakeups(folder)
+    here.open()
+    other = Notifier(folder)  # another process's sender
+    try:
+        assert os.listdir(folder) == []  # open, but nobody waits: nothing to send to
+        event = here.register("channel:general")
+        assert [name for name in os.listdir(folder) if name.endswith(".sock")]
+        other("channel:general")
+        with anyio.fail_after(5):
+            await event.wait()
+        here.unregister("channel:general", event)
+        with anyio.fail_after(5):
+            while os.listdir(folder):  # the listener notices it is idle within a second or so
+                await anyio.sleep(0.05)
+        again = here.register("channel:general")  # the next waiter binds a new socket
+        other("channel:general")
+        with anyio.fail_after(5):
+            await again.wait()
+        here.unregister("channel:general", again)
+    finally:
+        here.close()
+        other.close()
+    assert os.listdir(folder) == []

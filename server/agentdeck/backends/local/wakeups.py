@@ -8,7 +8,8 @@ the implementation's own transport, in every other process sharing the store:
     ├── SocketWakeups  SQLite: Unix datagram sockets in a per-data-dir folder (notify.py)
     └── PostgresWakeups  PostgreSQL: LISTEN/NOTIFY (postgres_wakeups.py)
 
-The listener is a daemon thread, not a task, because the server may run several sessions
+A listener runs only while someone in the process waits (SocketWakeups: and LINGER_SECONDS
+after). It is a daemon thread, not a task, because the server may run several sessions
 (each with its own lifespan and possibly its own event loop) and any of them may end first;
 the thread hands each wake-up to the waiter's event loop. Transports can lose a wake-up, so
 waiters also poll slowly: a lost wake-up costs latency, never data.
@@ -20,6 +21,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import anyio.lowlevel
 
 from agentdeck.backends.local.notify import Notifier
 
-__all__ = ["SocketWakeups", "Wakeups"]
+__all__ = ["LINGER_SECONDS", "SocketWakeups", "Wakeups"]
 
 _FALLBACK_POLL_SECONDS = 1.0
 _Waiter = tuple[anyio.Event, anyio.lowlevel.EventLoopToken]
@@ -108,8 +110,15 @@ class Wakeups:
                 pass  # that event loop has ended
 
 
+LINGER_SECONDS = 30.0
+"""A process listens while anyone in it waits, and this long after the last one registered, so
+a loop of waits binds its socket once. A process where nobody waits is not listening, and the
+others' changes cost it nothing (before, every process woke a thread for each of them: 0.2 to
+0.55 ms of CPU per task in issue 23's four-process claims benchmark)."""
+
+
 class SocketWakeups(Wakeups):
-    """Wake-ups between the processes of one machine: one Unix datagram socket per process."""
+    """Wake-ups between the processes of one machine: a Unix datagram socket per process that waits."""
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
@@ -117,20 +126,40 @@ class SocketWakeups(Wakeups):
         self._sock: socket.socket | None = None
         self._path: str | None = None
         self._notify = Notifier(directory)
+        self._enabled = False
+        self._registered_at = 0.0  # time.monotonic() of the latest register
 
     def open(self) -> None:
-        if self._sock is not None or not hasattr(socket, "AF_UNIX"):
-            return
+        """Listen from now on whenever someone waits; the first waiter binds the socket."""
+        self._enabled = True
+
+    def register(self, topic: str) -> anyio.Event:
+        event = super().register(topic)
+        self._registered_at = time.monotonic()
+        if self._sock is None and self._enabled and hasattr(socket, "AF_UNIX"):
+            with self._lock:
+                if self._sock is None:
+                    self._bind()
+        return event
+
+    def close(self) -> None:
+        self._enabled = False
+        self._notify.close()
+        with self._lock:
+            self._unbind()
+
+    def _bind(self) -> None:
+        """Before the waiter looks at the store, so nothing committed after that look goes unheard."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(self._path)
+        sock.settimeout(1.0)  # the listener looks at least this often whether it is still needed
         self._sock = sock
         self._notify.own = self._path
         threading.Thread(target=self._listen, args=(sock,), name="agentdeck-wakeups", daemon=True).start()
 
-    def close(self) -> None:
-        self._notify.close()
+    def _unbind(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -139,12 +168,20 @@ class SocketWakeups(Wakeups):
                 os.unlink(self._path)
             except OSError:
                 pass
-            self._path = None
+            self._path = self._notify.own = None
 
     def _listen(self, sock: socket.socket) -> None:
         while True:
             try:
                 data = sock.recv(65536)
+            except TimeoutError:
+                with self._lock:
+                    if sock is not self._sock:
+                        return  # closed meanwhile
+                    if not self._waiters and time.monotonic() - self._registered_at > LINGER_SECONDS:
+                        self._unbind()
+                        return
+                continue
             except OSError:
                 return  # closed
             for topic in data.decode(errors="replace").splitlines():
