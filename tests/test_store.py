@@ -146,16 +146,47 @@ async def test_postgres_notify_wakes_a_waiter_of_another_connection_without_poll
     wakeups = PostgresWakeups(listener_store)  # type: ignore[arg-type]
     wakeups.open()
     try:
+        await anyio.sleep(0.3)
+        assert not wakeups.listening.is_set()  # nobody waits yet: no connection, no thread
+        first = wakeups.register("channel:first")  # the first waiter starts the listener
         with anyio.fail_after(10):
             await anyio.to_thread.run_sync(wakeups.listening.wait, 10)
             event = wakeups.register("channel:wake")
             await sender.notify(("channel:wake",))
             await wakeups.wait(event, 30)
         assert event.is_set()  # woken by the NOTIFY, not by the (10 s) fallback poll
+        wakeups.unregister("channel:first", first)
+        wakeups.unregister("channel:wake", event)
     finally:
         wakeups.close()
         await listener_store.close()
         await sender.close()
+
+
+async def test_postgres_listener_stops_when_nobody_has_waited_for_a_while(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentdeck.backends.local import postgres_wakeups
+    from agentdeck.backends.local.postgres_wakeups import PostgresWakeups
+
+    monkeypatch.setattr(postgres_wakeups, "LINGER_SECONDS", 0.2)
+    store = open_store(postgres_url, Path("/nonexistent"))
+    await store.open()
+    wakeups = PostgresWakeups(store)  # type: ignore[arg-type]
+    wakeups.open()
+    try:
+        event = wakeups.register("channel:x")
+        with anyio.fail_after(10):
+            await anyio.to_thread.run_sync(wakeups.listening.wait, 10)
+        wakeups.unregister("channel:x", event)
+        with anyio.fail_after(10):
+            while wakeups.listening.is_set():  # idle: the listener closes its connection
+                await anyio.sleep(0.05)
+        again = wakeups.register("channel:x")  # and the next waiter starts it again
+        with anyio.fail_after(10):
+            await anyio.to_thread.run_sync(wakeups.listening.wait, 10)
+        wakeups.unregister("channel:x", again)
+    finally:
+        wakeups.close()
+        await store.close()
 
 
 async def test_postgres_store_that_is_down_answers_unavailable_without_leaking_the_password(tmp_path: Path) -> None:
