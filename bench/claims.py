@@ -235,7 +235,7 @@ def _close(groups: dict[str, _Group]) -> None:
 
 
 async def run(settings: Settings) -> list[Row]:
-    repeats, tasks = settings.pick(3, 2), settings.pick(800, 400)
+    repeats, tasks = settings.pick(3, 2), settings.pick(800, 300)
     tasks = tasks // WORKERS * WORKERS
     log = settings.log("claims")
     home = settings.dir("claims")
@@ -245,7 +245,7 @@ async def run(settings: Settings) -> list[Row]:
         rows = await _run_sqlite(settings, log, home, repeats, tasks, floor["B1"])
         if settings.postgres:
             try:
-                rows += await _run_postgres(settings, log, home, settings.pick(3, 2), settings.pick(600, 300), floor["B1"])
+                rows += await _run_postgres(settings, log, home, settings.pick(3, 2), settings.pick(600, 200), floor["B1"])
             except Exception as exc:  # the SQLite rows above still count
                 settings.fail("claims on PostgreSQL", exc)
     finally:

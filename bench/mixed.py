@@ -44,7 +44,7 @@ CALLS_PER_CYCLE = 6  # at most, for agentdeck's cycle; exactly, for B1's
 def seconds_per_level(settings: Settings) -> float:
     if os.environ.get("BENCH_MIXED_SECONDS"):
         return float(os.environ["BENCH_MIXED_SECONDS"])
-    return ISSUE_SECONDS if settings.full else settings.pick(6, 3)
+    return ISSUE_SECONDS if settings.full else settings.pick(6, 2)
 
 
 async def _alternate(loads: dict[str, Load], seconds: float) -> dict[str, list[Slice]]:
