@@ -164,10 +164,10 @@ async def test_postgres_notify_wakes_a_waiter_of_another_connection_without_poll
 
 
 async def test_postgres_listener_stops_when_nobody_has_waited_for_a_while(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentdeck.backends.local import postgres_wakeups
+    from agentdeck.backends.local import wakeups as module
     from agentdeck.backends.local.postgres_wakeups import PostgresWakeups
 
-    monkeypatch.setattr(postgres_wakeups, "LINGER_SECONDS", 0.2)
+    monkeypatch.setattr(module, "LINGER_SECONDS", 0.2)
     store = open_store(postgres_url, Path("/nonexistent"))
     await store.open()
     wakeups = PostgresWakeups(store)  # type: ignore[arg-type]

@@ -2,8 +2,8 @@
 
 A process where someone waits keeps one dedicated connection that LISTENs on its data set's
 channel (named after the schema, see postgres_sql.notify_channel), read by a daemon thread that
-feeds the shared waiter registry; it closes LINGER_SECONDS after the last waiter. Publishing sends NOTIFY through the store's pool; supervisors send
-it from their own connection. While the listener is connected, waiters poll rarely; when it
+feeds the shared waiter registry; it closes LINGER_SECONDS after the last waiter (wakeups.py).
+Publishing sends NOTIFY through the store's pool; supervisors send it from their own connection. While the listener is connected, waiters poll rarely; when it
 is not, they poll every second, and every waiter re-checks the store when it (re)connects,
 so nothing committed while it was away is waited past.
 """
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
-import anyio
 import psycopg
 from psycopg import sql
 
 from agentdeck.backends.local.store.postgres import PostgresStore
-from agentdeck.backends.local.wakeups import LINGER_SECONDS, Wakeups
+from agentdeck.backends.local.wakeups import Wakeups
 
 __all__ = ["PostgresWakeups"]
 
@@ -38,43 +36,31 @@ class PostgresWakeups(Wakeups):
         self.store = store
         self._stop: threading.Event | None = None
         self.listening = threading.Event()
-        self._enabled = False
-        self._registered_at = 0.0  # time.monotonic() of the latest register
 
     @property
     def fallback_seconds(self) -> float:
         return _LISTENING_POLL_SECONDS if self.listening.is_set() else _DISCONNECTED_POLL_SECONDS
 
-    def open(self) -> None:
-        """Listen from now on whenever someone waits (and LINGER_SECONDS after the last one):
-        a process nobody waits in keeps no connection and no thread busy with the others' changes."""
-        self._enabled = True
-
-    def register(self, topic: str) -> anyio.Event:
-        # A waiter registered before LISTEN takes hold is woken when it does (`_wake_all`) and
-        # looks at the store again, so starting the listener now loses nothing.
-        event = super().register(topic)
-        self._registered_at = time.monotonic()
-        if self._stop is None and self._enabled and self.store.channel is not None:
-            with self._lock:
-                if self._stop is None:
-                    self._stop = threading.Event()
-                    threading.Thread(target=self._listen, args=(self.store.url, self.store.channel, self._stop), name="agentdeck-listen", daemon=True).start()
-        return event
-
     def close(self) -> None:
-        self._enabled = False
+        super().close()
         with self._lock:
             if self._stop is not None:
                 self._stop.set()
                 self._stop = None
 
-    def _idle(self, stop: threading.Event) -> bool:
-        """True when nobody has waited for LINGER_SECONDS: the listener then stops (a waiter starts another)."""
+    def _start_listening(self) -> None:
+        # A waiter registered before LISTEN takes hold is woken when it does (`_wake_all`) and
+        # looks at the store again, so starting the listener now loses nothing.
+        if self._stop is None and self.store.channel is not None:
+            self._stop = threading.Event()
+            threading.Thread(target=self._listen, args=(self.store.url, self.store.channel, self._stop), name="agentdeck-listen", daemon=True).start()
+
+    def _stopping(self, stop: threading.Event) -> bool:
+        """True when this listener should end: closed, or nobody has waited for LINGER_SECONDS."""
         with self._lock:
             if self._stop is not stop:
                 return True
-            if not self._waiters and time.monotonic() - self._registered_at > LINGER_SECONDS:
+            if self._idle():
                 self._stop = None
                 stop.set()
                 return True
@@ -95,7 +81,7 @@ class PostgresWakeups(Wakeups):
                     self.listening.set()
                     backoff = 0.2
                     self._wake_all()  # whatever committed before LISTEN took hold is seen now
-                    while not stop.is_set() and not self._idle(stop):
+                    while not stop.is_set() and not self._stopping(stop):
                         for note in conn.notifies(timeout=_CHECK_STOP_SECONDS):
                             for topic in note.payload.splitlines():
                                 self._wake(topic)

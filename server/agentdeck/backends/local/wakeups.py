@@ -8,8 +8,8 @@ the implementation's own transport, in every other process sharing the store:
     ├── SocketWakeups  SQLite: Unix datagram sockets in a per-data-dir folder (notify.py)
     └── PostgresWakeups  PostgreSQL: LISTEN/NOTIFY (postgres_wakeups.py)
 
-A listener runs only while someone in the process waits (SocketWakeups: and LINGER_SECONDS
-after). It is a daemon thread, not a task, because the server may run several sessions
+A listener runs only while someone in the process waits, and LINGER_SECONDS after. It is a
+daemon thread, not a task, because the server may run several sessions
 (each with its own lifespan and possibly its own event loop) and any of them may end first;
 the thread hands each wake-up to the waiter's event loop. Transports can lose a wake-up, so
 waiters also poll slowly: a lost wake-up costs latency, never data.
@@ -34,6 +34,11 @@ from agentdeck.backends.local.notify import Notifier
 __all__ = ["LINGER_SECONDS", "SocketWakeups", "Wakeups"]
 
 _FALLBACK_POLL_SECONDS = 1.0
+LINGER_SECONDS = 30.0
+"""A process listens while anyone in it waits, and this long after the last one registered, so
+a loop of waits starts its listener once. A process where nobody waits does not listen, and the
+others' changes cost it nothing (before, every process woke a thread for each of them: 0.2 to
+0.7 ms of CPU per task in issue 23's four-process claims benchmark)."""
 _Waiter = tuple[anyio.Event, anyio.lowlevel.EventLoopToken]
 
 
@@ -43,6 +48,8 @@ class Wakeups:
     def __init__(self) -> None:
         self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
         self._lock = threading.Lock()
+        self._enabled = False  # open() was called, close() not yet
+        self._registered_at = 0.0  # time.monotonic() of the latest register
 
     @property
     def fallback_seconds(self) -> float:
@@ -50,18 +57,32 @@ class Wakeups:
         return _FALLBACK_POLL_SECONDS
 
     def open(self) -> None:
-        """Start listening for other processes' wake-ups; safe to call more than once."""
+        """Listen for other processes' wake-ups from now on, whenever someone here waits (and
+        LINGER_SECONDS after): the first waiter starts the listener. Safe to call more than once."""
+        self._enabled = True
 
     def close(self) -> None:
-        """Stop listening."""
+        """Stop listening, for good."""
+        self._enabled = False
+
+    def _start_listening(self) -> None:
+        """Start the transport's listener unless it runs; called under `_lock` by `register`."""
+
+    def _idle(self) -> bool:
+        """True (under `_lock`) when nobody has waited for LINGER_SECONDS: the listener may stop."""
+        return not self._waiters and time.monotonic() - self._registered_at > LINGER_SECONDS
 
     async def _send(self, topics: tuple[str, ...]) -> None:
         """Deliver `topics` to the other processes sharing the store."""
 
     def register(self, topic: str) -> anyio.Event:
+        """Before the waiter looks at the store, so nothing committed after that look goes unheard."""
         event = anyio.Event()
         with self._lock:
             self._waiters[topic].add((event, anyio.lowlevel.current_token()))
+            self._registered_at = time.monotonic()
+            if self._enabled:
+                self._start_listening()
         return event
 
     def unregister(self, topic: str, event: anyio.Event) -> None:
@@ -110,13 +131,6 @@ class Wakeups:
                 pass  # that event loop has ended
 
 
-LINGER_SECONDS = 30.0
-"""A process listens while anyone in it waits, and this long after the last one registered, so
-a loop of waits binds its socket once. A process where nobody waits is not listening, and the
-others' changes cost it nothing (before, every process woke a thread for each of them: 0.2 to
-0.55 ms of CPU per task in issue 23's four-process claims benchmark)."""
-
-
 class SocketWakeups(Wakeups):
     """Wake-ups between the processes of one machine: a Unix datagram socket per process that waits."""
 
@@ -126,30 +140,16 @@ class SocketWakeups(Wakeups):
         self._sock: socket.socket | None = None
         self._path: str | None = None
         self._notify = Notifier(directory)
-        self._enabled = False
-        self._registered_at = 0.0  # time.monotonic() of the latest register
-
-    def open(self) -> None:
-        """Listen from now on whenever someone waits; the first waiter binds the socket."""
-        self._enabled = True
-
-    def register(self, topic: str) -> anyio.Event:
-        event = super().register(topic)
-        self._registered_at = time.monotonic()
-        if self._sock is None and self._enabled and hasattr(socket, "AF_UNIX"):
-            with self._lock:
-                if self._sock is None:
-                    self._bind()
-        return event
 
     def close(self) -> None:
-        self._enabled = False
+        super().close()
         self._notify.close()
         with self._lock:
             self._unbind()
 
-    def _bind(self) -> None:
-        """Before the waiter looks at the store, so nothing committed after that look goes unheard."""
+    def _start_listening(self) -> None:
+        if self._sock is not None or not hasattr(socket, "AF_UNIX"):
+            return
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._path = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -178,7 +178,7 @@ class SocketWakeups(Wakeups):
                 with self._lock:
                     if sock is not self._sock:
                         return  # closed meanwhile
-                    if not self._waiters and time.monotonic() - self._registered_at > LINGER_SECONDS:
+                    if self._idle():
                         self._unbind()
                         return
                 continue
