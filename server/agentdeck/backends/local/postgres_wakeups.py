@@ -3,9 +3,10 @@
 A process where someone waits keeps one dedicated connection that LISTENs on its data set's
 channel (named after the schema, see postgres_sql.notify_channel), read by a daemon thread that
 feeds the shared waiter registry; it closes LINGER_SECONDS after the last waiter (wakeups.py).
-Publishing sends NOTIFY through the store's pool; supervisors send it from their own connection. While the listener is connected, waiters poll rarely; when it
-is not, they poll every second, and every waiter re-checks the store when it (re)connects,
-so nothing committed while it was away is waited past.
+Publishing sends NOTIFY through the store's pool; supervisors send it from their own connection.
+While the listener is connected, waiters poll rarely; when it is not (or not yet, having just
+been started by a first waiter), they poll every second, and every waiter re-checks the store
+when it (re)connects, so nothing committed while it was away is waited past.
 """
 
 from __future__ import annotations

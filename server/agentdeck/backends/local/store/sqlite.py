@@ -1,15 +1,16 @@
 """The SQLite Store: SqliteDb's blocking calls, on the event loop or in a worker thread.
 
-Two connections per process. A quick call (a row, or a page bounded by its limit) runs on
-the event loop as one transaction of a connection that never waits (SqliteDb.attempt) when
-the write lock is free: the hop to a worker thread and back cost more CPU than such a call
-(about 250 us against 60 us per write). Its commits leave the WAL to a passive checkpoint in
-the worker thread every CHECKPOINT_EVERY calls, so the loop never copies it into the file.
+Three connections per process. get_run, the most frequent call, reads on the event loop through
+a read-only one (a WAL reader never waits). A quick call (a row, or a page bounded by its limit)
+runs on the event loop as one transaction of a connection that never waits (SqliteDb.attempt)
+when the write lock is free: the hop to a worker thread and back cost more CPU than such a call
+(about 250 us against 60 us per write). Its commits leave the WAL to a passive checkpoint in the
+worker thread every CHECKPOINT_EVERY calls, so the loop never copies it into the file.
 Everything else runs on the other connection, one call at a time in the worker thread (a
 capacity limiter of one): a quick call whose lock another process holds, which waits for it
 there, and calls whose cost grows with the data (listings, searches, event pages). Wake-ups
-between processes go through Unix datagram sockets (wakeups.py), so `notify` here has
-nothing to do.
+between processes go through Unix datagram sockets (wakeups.py), so `notify` here has nothing to
+do.
 """
 
 from __future__ import annotations
