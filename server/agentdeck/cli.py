@@ -178,8 +178,10 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
         serve_http(server, config, stateless=args.stateless, dashboard=dashboard)
     else:
         log.info("serving MCP on stdio as %s", config.resolved_identity)
+        from agentdeck.stdio import serve_stdio
+
         _freeze_startup_heap()
-        anyio.run(server.run_stdio_async)
+        anyio.run(serve_stdio, server)
 
 
 def _freeze_startup_heap() -> None:

@@ -1,4 +1,5 @@
-"""Where agentdeck reaches past the MCP SDK's public API; tests/test_sdk.py fails when these move.
+"""Where agentdeck reaches past the MCP SDK's public API; tests/test_sdk.py (test_stdio.py for the stdio
+loop) fails when these move.
 
 Each use is here, and only here, so an SDK upgrade has one module to check:
 
@@ -10,6 +11,9 @@ Each use is here, and only here, so an SDK upgrade has one module to check:
 - `add_request_handler`: MCPServer has no public way to serve another request method.
 - `connection`: the object that lives as long as a client (a request's session is made per
   request).
+- `serve_stdio_streams`: MCPServer serves stdio only on the SDK's own threaded stdin and stdout
+  (stdio.py reads and writes them on the event loop); the SDK's stdio loop takes any object with
+  a file's async line iteration, `write` and `flush`, and the low-level server runs on it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.stdio import stdio_server
 from pydantic import BaseModel
 
-__all__ = ["add_request_handler", "connection", "publish", "signed"]
+__all__ = ["add_request_handler", "connection", "publish", "serve_stdio_streams", "signed"]
 
 
 def signed(fn: Callable[..., Any], name: str, doc: str, parameters: list[inspect.Parameter], returns: Any) -> Callable[..., Any]:
@@ -56,3 +61,10 @@ def add_request_handler(server: MCPServer[Any], method: str, params: type[BaseMo
 def connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
     """The connection a request came on: it lives as long as the client."""
     return ctx.session._connection
+
+
+async def serve_stdio_streams(server: MCPServer[Any], lines: Any, output: Any) -> None:
+    """Serve `server` on the SDK's stdio loop, reading `lines` and writing `output` (see stdio.py)."""
+    async with stdio_server(stdin=lines, stdout=output) as (read_stream, write_stream):
+        lowlevel = server._lowlevel_server
+        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
