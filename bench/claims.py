@@ -12,7 +12,9 @@ claim + complete: two BEGIN IMMEDIATE transactions of two single-row UPDATEs by 
 
 The target's baseline is the MCP floor: 4 worker processes, each with its own B1 over stdio,
 calling echo twice per task (a claim and a complete are two MCP calls). The same B1 workers
-take part in the SQLite and the PostgreSQL rounds, alternating with agentdeck. B3 and B3-pg
+take part in the SQLite and the PostgreSQL rounds, alternating with agentdeck. In the SQLite
+rounds, 4 more B1 workers served on agentdeck's own stdio transport give an information row:
+what agentdeck costs on the same transport. B3 and B3-pg
 (information) show what the raw store writes cost.
 
 On PostgreSQL (when AGENTDECK_BENCH_POSTGRES or AGENTDECK_TEST_POSTGRES names a server, see
@@ -47,6 +49,7 @@ from bench.stats import Figure, Row, summarize
 __all__ = ["run"]
 
 WORKERS = 4
+SAME = "B1 on agentdeck stdio"
 _B3_PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 30000")
 
 
@@ -269,9 +272,10 @@ async def _run_sqlite(settings: Settings, log: Any, home: Path, repeats: int, ta
     _seed_agentdeck(data_dir, "warmup", WORKERS * 5)
     b3_path = home / "b3.db"
     _seed_b3(b3_path, tasks * (repeats + 1))
-    specs = {
+    specs: dict[str, list[dict[str, Any]]] = {
         "agentdeck": [{"kind": "agentdeck", "env": agentdeck(home / f"w{i}", log, identity=f"worker-{i}", data_dir=data_dir).env} for i in range(WORKERS)],
         "B3": [{"kind": "sqlite", "db": str(b3_path), "holder": f"worker-{i}"} for i in range(WORKERS)],
+        SAME: [{"kind": "b1", "env": same.env, "argv": same.argv} for same in [baseline(log, agentdeck_stdio=True)] * WORKERS],
     }
 
     async def seed(queue: str, count: int) -> None:
@@ -284,7 +288,11 @@ async def _run_sqlite(settings: Settings, log: Any, home: Path, repeats: int, ta
     finally:
         _close(groups)
     settings.say(f"claims: tasks/s {rates}; double claims {tally.double_claims}, failed completes {tally.lost}, store mismatches {tally.db_problems}")
-    return _rows("23.4 claims SQLite", "SQLite", rates, "B3", tally, f"{repeats}x{tasks} tasks; B3 = 2 BEGIN IMMEDIATE transactions of 2 single-row UPDATEs per task")
+    rows = _rows("23.4 claims SQLite", "SQLite", rates, "B3", tally, f"{repeats}x{tasks} tasks; B3 = 2 BEGIN IMMEDIATE transactions of 2 single-row UPDATEs per task")
+    same = summarize(rates[SAME], "tasks/s")
+    ratios = [a / b for a, b in zip(rates["agentdeck"], rates[SAME], strict=True)]
+    rows.insert(2, Row("23.4 claims SQLite same transport", "the same against B1 on agentdeck's stdio transport", rows[0].agentdeck, same, "B1 echo x2, agentdeck stdio", ratio_repeats=ratios, note="information: what agentdeck costs on the same stdio transport"))
+    return rows
 
 
 async def _run_postgres(settings: Settings, log: Any, home: Path, repeats: int, tasks: int, floor: _Group) -> list[Row]:
@@ -385,7 +393,7 @@ async def _mcp_worker(spec: dict[str, Any]) -> None:
     from mcp import StdioServerParameters
 
     kind = spec["kind"]
-    argv = [PYTHON, "-m", "agentdeck", "serve"] if kind == "agentdeck" else [PYTHON, str(Path(__file__).with_name("baseline_server.py"))]
+    argv = [PYTHON, "-m", "agentdeck", "serve"] if kind == "agentdeck" else spec.get("argv") or [PYTHON, str(Path(__file__).with_name("baseline_server.py"))]
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=spec["env"], cwd=str(REPO))
     async with connect(params, sys.stderr) as client:
         await client.list_tools()

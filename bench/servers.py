@@ -97,7 +97,10 @@ def agentdeck(home: Path, log: IO[str], *, identity: str = "bench", config: str 
     return Server("agentdeck", [PYTHON, "-m", "agentdeck", "serve"], env, log)
 
 
-def baseline(log: IO[str]) -> Server:
+def baseline(log: IO[str], *, agentdeck_stdio: bool = False) -> Server:
+    """B1; with `agentdeck_stdio`, served on agentdeck's stdio transport instead of the SDK's."""
+    if agentdeck_stdio:
+        return Server("B1 on agentdeck stdio", [PYTHON, str(BASELINE_SCRIPT), "--agentdeck-stdio"], clean_env(), log)
     return Server("B1", [PYTHON, str(BASELINE_SCRIPT)], clean_env(), log)
 
 
