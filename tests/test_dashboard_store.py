@@ -107,6 +107,30 @@ def test_an_older_page_starts_its_index_walk_at_its_bound(tmp_path: Path, query:
     assert bound in plan, plan
 
 
+def test_each_state_is_counted_and_each_task_found_through_an_index_of_that_state_alone(tmp_path: Path) -> None:
+    """Task indexes hold only the rows of one state, so a claim and a settle write fewer index pages;
+    the dashboard's counts and the claim path must still seek through them, never scan the queue."""
+    import sqlite3
+
+    from agentdeck.backends.local.store.overview_sql import SQLITE
+    from agentdeck.backends.local.store.sqlite_db import SqliteDb
+    from agentdeck.backends.local.store.sqlite_sql import Q
+
+    SqliteDb(tmp_path / "agentdeck.db").close()
+    db = sqlite3.connect(tmp_path / "agentdeck.db")
+
+    def plan(sql: str, arguments: Any) -> str:
+        return " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, arguments))
+
+    counts = plan(SQLITE["queue_counts"], (1001,) * 4)
+    for index in ("tasks_ready", "tasks_leases", "tasks_completed", "tasks_failed"):
+        assert f"USING COVERING INDEX {index}" in counts, counts  # the index alone: no table rows read
+    assert "tasks_ready" in plan(Q["next_ready"], ("default",))
+    assert "tasks_leases" in plan(Q["expire"], {"queue": "default", "now": 0.0})
+    assert "tasks_leases" in plan(Q["expire_attempts"], {"queue": "default", "now": 0.0})
+    db.close()
+
+
 async def test_queue_counts_are_exact_up_to_the_cap_and_stop_just_above_it(store: Any) -> None:
     """The tasks page shows 'over 1,000' for a bigger count: counting further would cost every
     view of a long-lived queue a walk over its whole history."""
@@ -119,6 +143,6 @@ async def test_queue_counts_are_exact_up_to_the_cap_and_stop_just_above_it(store
         for n in range(count):
             task = {"id": new_id("task"), "queue": queue, "title": f"t{n}", "payload": None, "priority": 0, "max_attempts": 3, "created_at": time.time()}
             await store.create_task(task, "test", None)
-    counts = {(row["queue"], row["state"]): row["n"] for row in await store.overview("queue_counts", COUNT_CAP + 1)}
+    counts = {(row["queue"], state): row[state] for row in await store.overview("queue_counts", *[COUNT_CAP + 1] * 4) for state in ("queued", "claimed", "completed", "failed")}
     assert counts[("big", "queued")] == COUNT_CAP + 1  # shown as "over 1,000"
     assert counts[("small", "queued")] == 3 and counts[("small", "completed")] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import get_args
 
 from agentdeck.backends.base import TaskView
 from agentdeck.backends.local.channels import channel_name
@@ -14,7 +15,7 @@ from agentdeck.backends.local.store import LeaseError
 from agentdeck.backends.local.store.overview_sql import FIRST_PAGE, like_pattern
 from agentdeck.backends.local.tasks import queue_name
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
-from agentdeck.models import ChannelMessage, Task
+from agentdeck.models import ChannelMessage, Task, TaskState
 
 __all__ = ["COUNT_CAP", "Overview"]
 
@@ -24,6 +25,9 @@ COUNT_CAP = 1_000
 Each count reads up to this many index entries, so the tasks page of a queue with 100,000
 finished tasks costs what one with 1,000 costs (10,000 made that page 1.46 x its cost at 100)."""
 
+TASK_STATES: tuple[str, ...] = get_args(TaskState)
+"""The columns of the store's queue_counts, one per state, in this order."""
+
 
 @dataclass(eq=False, repr=False)
 class Overview(Part):
@@ -31,9 +35,10 @@ class Overview(Part):
 
     async def task_queues(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}
-        for row in await self.store.overview("queue_counts", COUNT_CAP + 1):
-            if row["n"]:
-                queues.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        for row in await self.store.overview("queue_counts", *[COUNT_CAP + 1] * len(TASK_STATES)):
+            counts = {state: int(row[state]) for state in TASK_STATES if row[state]}
+            if counts:
+                queues[row["queue"]] = counts
         return queues
 
     async def list_tasks(self, queue: str, *, limit: int = 50, before: int | None = None) -> list[TaskView]:

@@ -49,16 +49,18 @@ POSTGRES_MIGRATION = [
 SQLITE = {
     # a queue's tasks, newest first, below a seq (tasks_by_queue)
     "tasks": "SELECT * FROM tasks WHERE queue = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-    # how many tasks each queue holds in each state, each count capped (at the parameter) so a
-    # queue of a million finished tasks costs no more than one of ten thousand: the queues are
-    # found by a loose index scan (one probe of tasks_ready per queue) and each count reads at
-    # most cap + 1 index entries
+    # how many tasks each queue holds in each state, each count capped (at the parameter, given
+    # once per state) so a queue of a million finished tasks costs no more than one of ten
+    # thousand: the queues are found by a loose index scan (one probe of tasks_by_queue per
+    # queue) and each count reads at most cap + 1 entries of its state's partial index
     "queue_counts": "WITH RECURSIVE queues(name) AS (SELECT MIN(queue) FROM tasks"
     " UNION ALL SELECT (SELECT MIN(queue) FROM tasks WHERE queue > queues.name) FROM queues WHERE queues.name IS NOT NULL)"
-    " SELECT queues.name AS queue, states.state AS state, (SELECT COUNT(*) FROM (SELECT 1 FROM tasks"
-    " WHERE tasks.queue = queues.name AND tasks.state = states.state LIMIT ?) capped) AS n"
-    " FROM queues, (SELECT 'queued' AS state UNION ALL SELECT 'claimed' UNION ALL SELECT 'completed' UNION ALL SELECT 'failed') states"
-    " WHERE queues.name IS NOT NULL ORDER BY queues.name",
+    " SELECT name AS queue,"
+    " (SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE queue = queues.name AND state = 'queued' LIMIT ?) capped) AS queued,"
+    " (SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE queue = queues.name AND state = 'claimed' LIMIT ?) capped) AS claimed,"
+    " (SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE queue = queues.name AND state = 'completed' LIMIT ?) capped) AS completed,"
+    " (SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE queue = queues.name AND state = 'failed' LIMIT ?) capped) AS failed"
+    " FROM queues WHERE name IS NOT NULL ORDER BY name",
     # a channel's messages below an id whose body contains a text, newest first (messages_by_channel)
     "find_messages": "SELECT * FROM messages WHERE channel = ? AND id < ? AND body LIKE ? ESCAPE '\\'"
     " ORDER BY id DESC LIMIT ?",

@@ -148,6 +148,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE channels ADD COLUMN last_sender TEXT, ADD COLUMN streak_head BIGINT",
         ],
     ),
+    # the dashboard counts finished tasks per queue through indexes of their own, as it counts
+    # queued and claimed ones through tasks_ready and tasks_leases
+    (
+        8,
+        [
+            "CREATE INDEX tasks_completed ON tasks (queue) WHERE state = 'completed'",
+            "CREATE INDEX tasks_failed ON tasks (queue) WHERE state = 'failed'",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
