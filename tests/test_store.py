@@ -163,6 +163,44 @@ async def test_postgres_notify_wakes_a_waiter_of_another_connection_without_poll
         await sender.close()
 
 
+async def test_a_postgres_claim_wakes_the_queue_watchers_of_another_connection_with_its_commit(postgres_url: str) -> None:
+    """The claim's NOTIFY travels inside its transaction (no round trip of its own), and an empty
+    queue's claim, which changed nothing, wakes nobody."""
+    import time
+
+    from agentdeck.backends.local.postgres_wakeups import PostgresWakeups
+    from agentdeck.backends.local.store import new_id, queue_topic
+
+    watcher_store, claimer = open_store(postgres_url, Path("/nonexistent")), open_store(postgres_url, Path("/nonexistent"))
+    await watcher_store.open()
+    await claimer.open()
+    assert claimer.announces_claims
+    wakeups = PostgresWakeups(watcher_store)  # type: ignore[arg-type]
+    wakeups.open()
+    try:
+        first = wakeups.register("queue:other")  # the first waiter starts the listener
+        with anyio.fail_after(10):
+            await anyio.to_thread.run_sync(wakeups.listening.wait, 10)
+        empty = wakeups.register(queue_topic("empty"))
+        assert await claimer.claim_next("empty", "w", 60, time.time()) is None
+        await wakeups.wait(empty, 1.0)
+        assert not empty.is_set()
+        task = {"id": new_id("task"), "queue": "q", "title": "t", "payload": None, "priority": 0, "max_attempts": 3, "created_at": time.time()}
+        await claimer.create_task(task, "test", None)
+        event = wakeups.register(queue_topic("q"))
+        claimed = await claimer.claim_next("q", "w", 60, time.time())
+        assert claimed is not None and claimed["id"] == task["id"]
+        with anyio.fail_after(10):
+            await wakeups.wait(event, 30)
+        assert event.is_set()  # woken by the claim's own NOTIFY, not by the (10 s) fallback poll
+        for topic, waiter in (("queue:other", first), (queue_topic("empty"), empty)):
+            wakeups.unregister(topic, waiter)
+    finally:
+        wakeups.close()
+        await watcher_store.close()
+        await claimer.close()
+
+
 async def test_postgres_listener_stops_when_nobody_has_waited_for_a_while(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from agentdeck.backends.local import wakeups as module
     from agentdeck.backends.local.postgres_wakeups import PostgresWakeups

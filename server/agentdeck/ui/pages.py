@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from agentdeck.backends import Backend, Capability
 from agentdeck.backends.local.overview import COUNT_CAP
+from agentdeck.backends.local.store import queue_topic
 from agentdeck.backends.requests import RunFilter
 from agentdeck.errors import AgentdeckError, InvalidArgument
 from agentdeck.models import ChannelMessage, Run
@@ -100,7 +101,7 @@ VIEWS: dict[str, View] = {
     "run": View("run.html", _run, lambda p: f"run:{p['run_id']}", Capability.RUNS),
     "channels": View("channels.html", _channels, lambda p: None, Capability.CHANNELS),
     "channel": View("channel.html", _channel, lambda p: f"channel:{p['channel']}", Capability.CHANNELS, lambda p: not p.get("before")),
-    "tasks": View("tasks.html", _tasks, lambda p: f"queue:{p['queue']}" if p.get("queue") else None, Capability.TASKS, lambda p: not p.get("before")),
+    "tasks": View("tasks.html", _tasks, lambda p: queue_topic(p["queue"]) if p.get("queue") else None, Capability.TASKS, lambda p: not p.get("before")),
     "routines": View("routines.html", _routines, lambda p: None, Capability.ROUTINES, lambda p: False),
     "audit": View("audit.html", _audit, lambda p: "audit", None, lambda p: not p.get("before")),
 }

@@ -11,7 +11,7 @@ from agentdeck.backends.local.channels import channel_name
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, text_size
 from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import message_from_row, task_from_row, task_view_from_row
-from agentdeck.backends.local.store import LeaseError
+from agentdeck.backends.local.store import LeaseError, queue_topic
 from agentdeck.backends.local.store.overview_sql import FIRST_PAGE, like_pattern
 from agentdeck.backends.local.tasks import queue_name
 from agentdeck.errors import Conflict, InvalidArgument, NotFound
@@ -70,5 +70,5 @@ class Overview(Part):
             settled = await self.store.settle(row["lease_run_id"], row["claim_token"], outcome, now, holder=row["holder"], error=reason)
         except LeaseError as exc:
             raise Conflict(f"The claim moved on meanwhile ({exc.reason}); reload and look again.") from None
-        await self.wakeups.publish(f"queue:{settled['queue']}")
+        await self.wakeups.publish(queue_topic(settled["queue"]))
         return task_from_row(settled, self.name)

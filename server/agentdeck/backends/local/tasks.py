@@ -11,7 +11,7 @@ from typing import Any
 from agentdeck.backends.local.limits import MAX_BODY_BYTES, json_size, text_size
 from agentdeck.backends.local.part import Part
 from agentdeck.backends.local.rows import lease_from_row, task_from_row
-from agentdeck.backends.local.store import ForeignClaim, LeaseError, Row, UnknownClaim, WrongToken, new_id
+from agentdeck.backends.local.store import ForeignClaim, LeaseError, Row, UnknownClaim, WrongToken, new_id, queue_topic
 from agentdeck.errors import InvalidArgument, LeaseLost, NotFound, Unauthorized
 from agentdeck.models import ClaimResult, Lease, Task
 
@@ -55,14 +55,14 @@ class Tasks(Part):
             "created_at": time.time(),
         }
         row = await self.store.create_task(task, f"task:{self.caller().identity}", key)
-        await self.wakeups.publish(f"queue:{task['queue']}")
+        await self.wakeups.publish(queue_topic(task["queue"]))
         return self._task(row)
 
     async def claim(self, queue: str | None, lease_seconds: int | None) -> ClaimResult:
         name = queue_name(queue)
         row = await self.store.claim_next(name, self.caller().identity, lease_seconds or self.lease_seconds, time.time())
-        if row:
-            await self.wakeups.publish(f"queue:{name}")  # for watchers such as the dashboard
+        if row:  # for watchers such as the dashboard
+            await self.wakeups.publish(queue_topic(name), announced=self.store.announces_claims)
         return ClaimResult(queue=name, backend=self.name, lease=self._lease(row) if row else None)
 
     async def _settle(self, op: Callable[..., Awaitable[Row]], run_id: str, claim_token: str | None, *args: Any, **kwargs: Any) -> Row:
@@ -99,10 +99,10 @@ class Tasks(Part):
         text_size(error, "error", MAX_BODY_BYTES)
         row = await self._settle(self.store.settle, run_id, claim_token, "retry" if retryable else "failed", time.time(), error=error)
         if row["state"] == "queued":
-            await self.wakeups.publish(f"queue:{row['queue']}")
+            await self.wakeups.publish(queue_topic(row["queue"]))
         return self._task(row)
 
     async def release(self, run_id: str, claim_token: str | None, reason: str | None) -> Task:
         row = await self._settle(self.store.settle, run_id, claim_token, "released", time.time(), error=reason)
-        await self.wakeups.publish(f"queue:{row['queue']}")
+        await self.wakeups.publish(queue_topic(row["queue"]))
         return self._task(row)

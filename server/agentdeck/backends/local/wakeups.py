@@ -100,14 +100,16 @@ class Wakeups:
         with anyio.move_on_after(min(timeout, self.fallback_seconds)):
             await event.wait()
 
-    async def publish(self, *topics: str) -> None:
-        """Wake waiters here at once and in every other process sharing the store."""
+    async def publish(self, *topics: str, announced: bool = False) -> None:
+        """Wake waiters here at once and in every other process sharing the store; with
+        `announced`, the store's transaction already told the other processes."""
         for topic in topics:
             with self._lock:
                 waiters = self._waiters.pop(topic, set())
             for event, _ in waiters:
                 event.set()
-        await self._send(topics)
+        if not announced:
+            await self._send(topics)
 
     def _wake(self, topic: str) -> None:
         """Wake a topic's waiters from the listener thread."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from agentdeck.backends.local.store.base import ForeignClaim, LeaseError, Row, RunLog, Store, UnknownClaim, WrongToken, new_id
+from agentdeck.backends.local.store.base import ForeignClaim, LeaseError, Row, RunLog, Store, UnknownClaim, WrongToken, new_id, queue_topic
 from agentdeck.backends.local.store.url import describe_store, is_postgres, sqlite_path
 from agentdeck.errors import ConfigError
 
@@ -37,6 +37,7 @@ __all__ = [
     "new_id",
     "open_run_log",
     "open_store",
+    "queue_topic",
     "sqlite_path",
 ]
 

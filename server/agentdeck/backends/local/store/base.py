@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Protocol
 
-__all__ = ["ForeignClaim", "LeaseError", "Row", "RunLog", "Store", "UnknownClaim", "WrongToken", "new_id"]
+__all__ = ["ForeignClaim", "LeaseError", "Row", "RunLog", "Store", "UnknownClaim", "WrongToken", "new_id", "queue_topic"]
 
 Row = dict[str, Any]
 
@@ -55,6 +55,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+def queue_topic(queue: str) -> str:
+    """The wake-up topic of a queue: its tasks were added, claimed or settled."""
+    return f"queue:{queue}"
+
+
 class RunLog(Protocol):
     """What a supervisor records about its one run. Blocking; one process, one connection."""
 
@@ -84,6 +89,10 @@ class Store(Protocol):
 
     kind: str
     """"sqlite" or "postgresql"."""
+
+    announces_claims: bool
+    """Whether `claim_next` itself tells the other processes sharing the store that the queue
+    changed (its `queue_topic` wake-up goes out with the commit), so the caller wakes only its own."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date; safe to call again and from several processes.

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agentdeck.backends.local import leases
 from agentdeck.backends.local.output import cap_output
-from agentdeck.backends.local.store.base import Row, UnknownClaim, new_id
+from agentdeck.backends.local.store.base import Row, UnknownClaim, new_id, queue_topic
 from agentdeck.backends.local.store.overview_sql import POSTGRES as OVERVIEW
 from agentdeck.backends.local.store.postgres_sql import MIGRATIONS, Q, notify_channel
 from agentdeck.backends.local.store.run_filter import runs_page
@@ -74,6 +74,7 @@ class PostgresStore:
     """Store in a PostgreSQL database, shared by agentdeck processes on any number of machines."""
 
     kind = "postgresql"
+    announces_claims = True
 
     def __init__(self, url: str, *, max_size: int = _POOL_MAX_SIZE) -> None:
         self.url = url
@@ -331,6 +332,7 @@ class PostgresStore:
     async def claim_next(self, queue: str, holder: str, lease_seconds: float, now: float) -> Row | None:
         run_id, token = new_id("trun"), secrets.token_urlsafe(18)
         args = {"queue": queue, "run_id": run_id, "token": token, "holder": holder, "expires": now + lease_seconds, "now": now}
+        args |= {"channel": self.channel, "topic": queue_topic(queue)}
         async with self._conn() as conn:
             async with self._sent_tx(conn):  # one round trip: BEGIN, expire, claim, COMMIT
                 await conn.execute(Q["expire"], {"queue": queue, "now": now})

@@ -266,7 +266,8 @@ Q = {
     " FROM next WHERE tasks.seq = next.seq RETURNING tasks.*),"
     " attempt AS (INSERT INTO task_attempts (run_id, task_id, attempt, holder, claimed_at)"
     " SELECT %(run_id)s, id, attempts, %(holder)s, %(now)s FROM claimed)"
-    " SELECT * FROM claimed",
+    # the wake-up for the queue's watchers goes out with the commit, and only when a task was claimed
+    " SELECT claimed.*, pg_notify(%(channel)s, %(topic)s) AS announced FROM claimed",
     # the task a claim was made on, locked until the transaction ends
     "claimed_task": "SELECT t.* FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE a.run_id = %s FOR UPDATE OF t",
     # a heartbeat's new expiry

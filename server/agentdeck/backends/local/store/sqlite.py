@@ -46,6 +46,7 @@ class SqliteStore:
     """Store over one SQLite file (WAL), shared by the agentdeck processes of one machine."""
 
     kind = "sqlite"
+    announces_claims = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
